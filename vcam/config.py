@@ -1,0 +1,311 @@
+"""Configuration: frozen dataclasses loaded from one TOML file and validated once at start.
+
+Unknown keys and bad values raise ConfigError naming the dotted key, so a typo in a camera's
+config is a clear error at start and never a silently ignored setting.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, get_args, get_origin
+
+from vcam.errors import ConfigError
+
+MaskMode = Literal["face", "body", "face+body"]
+MaskStyle = Literal["mosaic", "blocks", "blur", "solid"]
+AudioMode = Literal["drop", "copy"]
+H264Profile = Literal["baseline", "main", "high"]
+
+
+@dataclass(frozen=True)
+class SyntheticConfig:
+    width: int = 1280
+    height: int = 720
+    fps: float = 30.0
+    seed: int = 1
+    duration_s: float = 20.0  # the scene repeats after this many seconds
+
+
+@dataclass(frozen=True)
+class SourceConfig:
+    # "demo", "synthetic", a file path, rtsp:// or http(s):// URL, or /dev/videoN
+    uri: str = "demo"
+    loop: bool = True  # loop files when serving (never for `vcam mask`)
+    realtime: bool = True  # pace files and synthetic scenes at their frame rate
+    open_timeout_s: float = 10.0
+    reconnect_initial_s: float = 0.5
+    reconnect_max_s: float = 30.0
+    rtsp_transport: Literal["tcp", "udp"] = "tcp"
+    v4l2_width: int = 0  # 0: the device's default
+    v4l2_height: int = 0
+    v4l2_fps: float = 0.0
+    synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
+
+
+@dataclass(frozen=True)
+class DetectorConfig:
+    model: str
+    input_width: int
+    input_height: int
+    threshold: float
+    threads: int = 1
+    enabled: bool = True
+
+
+def _face_detector() -> DetectorConfig:
+    return DetectorConfig(model="centerface", input_width=640, input_height=360, threshold=0.35)
+
+
+def _person_detector() -> DetectorConfig:
+    return DetectorConfig(model="ssdlite", input_width=640, input_height=360, threshold=0.4)
+
+
+@dataclass(frozen=True)
+class DetectorsConfig:
+    face: DetectorConfig = field(default_factory=_face_detector)
+    person: DetectorConfig = field(default_factory=_person_detector)
+
+
+@dataclass(frozen=True)
+class PrivacyConfig:
+    mode: MaskMode = "face+body"
+    style: MaskStyle = "mosaic"
+    detect_every: int = 1  # run the detectors on every Nth frame; the tracker covers the rest
+    lookahead_frames: int = 3  # frames held back so a detection also covers the ones before it
+    hold_frames: int = 10  # a track keeps masking this many frames after its last detection
+    margin: float = 0.2  # widen every box by this share of its size on each side
+    deadline_ms: float = 1000.0  # a frame without a verdict by then is fully masked
+    mosaic_cells: int = 8  # mosaic: cells across the box (block size relative to the box)
+    zones: tuple[tuple[tuple[float, float], ...], ...] = ()  # static normalised polygons
+    zone_style: MaskStyle = "solid"
+
+
+@dataclass(frozen=True)
+class StreamConfig:
+    name: str = "main"
+    width: int = 0  # 0: the source's size
+    height: int = 0
+    fps: float = 0.0  # 0: the source's rate
+    bitrate_kbps: int = 2000
+    gop: int = 30
+    preset: str = "ultrafast"
+    profile: H264Profile = "baseline"
+    threads: int = 2
+
+
+def _default_streams() -> tuple[StreamConfig, ...]:
+    return (
+        StreamConfig(),
+        StreamConfig(name="sub", width=640, height=360, bitrate_kbps=500),
+    )
+
+
+@dataclass(frozen=True)
+class OutputConfig:
+    streams: tuple[StreamConfig, ...] = field(default_factory=_default_streams)
+    subscriber_queue: int = 120  # encoded units buffered per subscriber before it drops
+    audio: AudioMode = "drop"  # `vcam mask`: drop or copy the input's audio
+
+
+@dataclass(frozen=True)
+class Config:
+    source: SourceConfig = field(default_factory=SourceConfig)
+    detectors: DetectorsConfig = field(default_factory=DetectorsConfig)
+    privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
+    output: OutputConfig = field(default_factory=OutputConfig)
+    models_dir: str = ""  # "": the repository's models/ folder
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading and validation
+
+
+def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> Config:
+    """Read `path` (TOML), apply dotted-key `overrides` (from the command line), validate."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        p = Path(path)
+        try:
+            with p.open("rb") as fh:
+                data = tomllib.load(fh)
+        except FileNotFoundError:
+            raise ConfigError("--config", f"no such file: {p}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError("--config", f"{p} is not valid TOML: {exc}") from None
+    for dotted, value in (overrides or {}).items():
+        _set_dotted(data, dotted, value)
+    return config_from_dict(data)
+
+
+def config_from_dict(data: dict[str, Any]) -> Config:
+    cfg = _build(Config, data, "")
+    validate(cfg)
+    return cfg
+
+
+def _set_dotted(data: dict[str, Any], dotted: str, value: Any) -> None:
+    parts = dotted.split(".")
+    node = data
+    for part in parts[:-1]:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(dotted, f"{part} is not a table")
+        node = child
+    node[parts[-1]] = value
+
+
+def _build(cls: type[Any], data: Any, prefix: str) -> Any:
+    if not isinstance(data, dict):
+        raise ConfigError(prefix or "<root>", "expected a table")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    for key in data:
+        if key not in names:
+            raise ConfigError(_join(prefix, key), "unknown key")
+    kwargs: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):
+        if f.name in data:
+            kwargs[f.name] = _convert(hints[f.name], data[f.name], _join(prefix, f.name))
+    return cls(**kwargs)
+
+
+def _join(prefix: str, key: str) -> str:
+    return f"{prefix}.{key}" if prefix else key
+
+
+def _convert(tp: Any, value: Any, key: str) -> Any:
+    origin = get_origin(tp)
+    if dataclasses.is_dataclass(tp) and isinstance(tp, type):
+        return _build(tp, value, key)
+    if origin is Literal:
+        choices = get_args(tp)
+        if value not in choices:
+            raise ConfigError(key, f"must be one of {', '.join(map(repr, choices))}, got {value!r}")
+        return value
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(key, f"must be true or false, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(key, f"must be an integer, got {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(key, f"must be a number, got {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(key, f"must be a string, got {value!r}")
+        return value
+    if origin is tuple:
+        args = get_args(tp)
+        if not isinstance(value, list | tuple):
+            raise ConfigError(key, f"must be a list, got {value!r}")
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_convert(args[0], v, f"{key}[{i}]") for i, v in enumerate(value))
+        if len(value) != len(args):
+            raise ConfigError(key, f"must have {len(args)} items, got {len(value)}")
+        return tuple(
+            _convert(a, v, f"{key}[{i}]") for i, (a, v) in enumerate(zip(args, value, strict=True))
+        )
+    if origin in (typing.Union, types.UnionType):
+        raise ConfigError(key, "unsupported union type")  # not used by Config
+    raise ConfigError(key, f"unsupported type {tp!r}")
+
+
+def _check(cond: bool, key: str, message: str) -> None:
+    if not cond:
+        raise ConfigError(key, message)
+
+
+def validate(cfg: Config) -> None:
+    """Cross-field and range checks; every failure names its dotted key."""
+    s = cfg.source
+    _check(bool(s.uri.strip()), "source.uri", "must not be empty")
+    _check(s.open_timeout_s > 0, "source.open_timeout_s", "must be > 0")
+    _check(s.reconnect_initial_s > 0, "source.reconnect_initial_s", "must be > 0")
+    _check(
+        s.reconnect_max_s >= s.reconnect_initial_s,
+        "source.reconnect_max_s",
+        "must be >= source.reconnect_initial_s",
+    )
+    for k in ("v4l2_width", "v4l2_height"):
+        _check(getattr(s, k) >= 0, f"source.{k}", "must be >= 0")
+    _check(s.v4l2_fps >= 0, "source.v4l2_fps", "must be >= 0")
+    syn = s.synthetic
+    _check(syn.width >= 64 and syn.width % 2 == 0, "source.synthetic.width", "must be even, >= 64")
+    _check(
+        syn.height >= 64 and syn.height % 2 == 0, "source.synthetic.height", "must be even, >= 64"
+    )
+    _check(0 < syn.fps <= 120, "source.synthetic.fps", "must be in (0, 120]")
+    _check(syn.duration_s >= 1, "source.synthetic.duration_s", "must be >= 1")
+
+    for name in ("face", "person"):
+        d: DetectorConfig = getattr(cfg.detectors, name)
+        key = f"detectors.{name}"
+        _check(bool(d.model), f"{key}.model", "must not be empty")
+        _check(32 <= d.input_width <= 4096, f"{key}.input_width", "must be in [32, 4096]")
+        _check(32 <= d.input_height <= 4096, f"{key}.input_height", "must be in [32, 4096]")
+        _check(0.0 < d.threshold < 1.0, f"{key}.threshold", "must be in (0, 1)")
+        _check(1 <= d.threads <= 64, f"{key}.threads", "must be in [1, 64]")
+
+    p = cfg.privacy
+    _check(p.detect_every >= 1, "privacy.detect_every", "must be >= 1")
+    _check(0 <= p.lookahead_frames <= 60, "privacy.lookahead_frames", "must be in [0, 60]")
+    _check(0 <= p.hold_frames <= 300, "privacy.hold_frames", "must be in [0, 300]")
+    _check(
+        p.hold_frames >= p.detect_every,
+        "privacy.hold_frames",
+        "must be >= privacy.detect_every, or masks would blink between detections",
+    )
+    _check(0.0 <= p.margin <= 2.0, "privacy.margin", "must be in [0, 2]")
+    _check(p.deadline_ms > 0, "privacy.deadline_ms", "must be > 0")
+    _check(2 <= p.mosaic_cells <= 64, "privacy.mosaic_cells", "must be in [2, 64]")
+    for i, zone in enumerate(p.zones):
+        key = f"privacy.zones[{i}]"
+        _check(len(zone) >= 3, key, "a zone needs at least 3 points")
+        for j, (x, y) in enumerate(zone):
+            _check(0.0 <= x <= 1.0 and 0.0 <= y <= 1.0, f"{key}[{j}]", "must be within 0..1")
+    if p.mode in ("face", "face+body"):
+        _check(cfg.detectors.face.enabled, "detectors.face.enabled", f"mode {p.mode} needs it")
+    if p.mode in ("body", "face+body"):
+        _check(cfg.detectors.person.enabled, "detectors.person.enabled", f"mode {p.mode} needs it")
+
+    o = cfg.output
+    _check(len(o.streams) >= 1, "output.streams", "at least one stream is needed")
+    seen: set[str] = set()
+    for i, st in enumerate(o.streams):
+        key = f"output.streams[{i}]"
+        _check(st.name.isidentifier(), f"{key}.name", "must be a simple identifier")
+        _check(st.name not in seen, f"{key}.name", f"duplicate stream name {st.name!r}")
+        seen.add(st.name)
+        for dim in ("width", "height"):
+            v = getattr(st, dim)
+            _check(v == 0 or (v >= 16 and v % 2 == 0), f"{key}.{dim}", "must be 0 or even >= 16")
+        _check((st.width == 0) == (st.height == 0), f"{key}.width", "set width and height together")
+        _check(0 <= st.fps <= 120, f"{key}.fps", "must be in [0, 120]")
+        _check(50 <= st.bitrate_kbps <= 100_000, f"{key}.bitrate_kbps", "must be in [50, 100000]")
+        _check(1 <= st.gop <= 600, f"{key}.gop", "must be in [1, 600]")
+        _check(
+            st.preset
+            in (
+                "ultrafast",
+                "superfast",
+                "veryfast",
+                "faster",
+                "fast",
+                "medium",
+                "slow",
+            ),
+            f"{key}.preset",
+            f"unknown x264 preset {st.preset!r}",
+        )
+        _check(1 <= st.threads <= 16, f"{key}.threads", "must be in [1, 16]")
+    _check(1 <= o.subscriber_queue <= 10_000, "output.subscriber_queue", "must be in [1, 10000]")

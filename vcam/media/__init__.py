@@ -1,0 +1,1 @@
+"""Media types shared by every stage, the encoded-output bus and the clock."""
