@@ -78,6 +78,7 @@ class PrivacyConfig:
     detect_every: int = 1  # run the detectors on every Nth frame; the tracker covers the rest
     lookahead_frames: int = 3  # frames held back so a detection also covers the ones before it
     hold_frames: int = 10  # a track keeps masking this many frames after its last detection
+    stale_frames: int = 6  # a frame this many frames past the last good detection fails closed
     margin: float = 0.2  # widen every box by this share of its size on each side
     deadline_ms: float = 1000.0  # a frame without a verdict by then is fully masked
     mosaic_cells: int = 8  # mosaic: cells across the box (block size relative to the box)
@@ -160,7 +161,8 @@ def _set_dotted(data: dict[str, Any], dotted: str, value: Any) -> None:
     node[parts[-1]] = value
 
 
-def _build(cls: type[Any], data: Any, prefix: str) -> Any:
+def _build(cls: type[Any], data: Any, prefix: str, base: Any = None) -> Any:
+    """Build `cls` from a table; keys not given keep their value in `base` (or the default)."""
     if not isinstance(data, dict):
         raise ConfigError(prefix or "<root>", "expected a table")
     hints = typing.get_type_hints(cls)
@@ -168,21 +170,28 @@ def _build(cls: type[Any], data: Any, prefix: str) -> Any:
     for key in data:
         if key not in names:
             raise ConfigError(_join(prefix, key), "unknown key")
+    if base is None:
+        base = cls() if all(_has_default(f) for f in dataclasses.fields(cls)) else None
     kwargs: dict[str, Any] = {}
     for f in dataclasses.fields(cls):
         if f.name in data:
-            kwargs[f.name] = _convert(hints[f.name], data[f.name], _join(prefix, f.name))
-    return cls(**kwargs)
+            default = getattr(base, f.name) if base is not None else None
+            kwargs[f.name] = _convert(hints[f.name], data[f.name], _join(prefix, f.name), default)
+    return dataclasses.replace(base, **kwargs) if base is not None else cls(**kwargs)
+
+
+def _has_default(f: dataclasses.Field[Any]) -> bool:
+    return f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING
 
 
 def _join(prefix: str, key: str) -> str:
     return f"{prefix}.{key}" if prefix else key
 
 
-def _convert(tp: Any, value: Any, key: str) -> Any:
+def _convert(tp: Any, value: Any, key: str, default: Any = None) -> Any:
     origin = get_origin(tp)
     if dataclasses.is_dataclass(tp) and isinstance(tp, type):
-        return _build(tp, value, key)
+        return _build(tp, value, key, default)
     if origin is Literal:
         choices = get_args(tp)
         if value not in choices:
@@ -264,6 +273,11 @@ def validate(cfg: Config) -> None:
         p.hold_frames >= p.detect_every,
         "privacy.hold_frames",
         "must be >= privacy.detect_every, or masks would blink between detections",
+    )
+    _check(
+        p.detect_every <= p.stale_frames <= p.hold_frames,
+        "privacy.stale_frames",
+        "must be >= privacy.detect_every and <= privacy.hold_frames",
     )
     _check(0.0 <= p.margin <= 2.0, "privacy.margin", "must be in [0, 2]")
     _check(p.deadline_ms > 0, "privacy.deadline_ms", "must be > 0")

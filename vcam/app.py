@@ -1,0 +1,70 @@
+"""Composition root: builds the source, detectors, pipeline, encoders and bus; stops in reverse."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from vcam import MODELS_DIR
+from vcam.config import Config
+from vcam.encode.stream_sink import StreamEncoderSink
+from vcam.media.bus import EncodedBus
+from vcam.media.types import ObjectClass
+from vcam.pipeline import Pipeline, PipelineStats
+from vcam.privacy.detectors import Detector, create_detector
+from vcam.privacy.gate import MODE_CLASSES
+from vcam.sources import Source, open_source
+
+log = logging.getLogger("vcam.app")
+
+
+def build_detectors(cfg: Config) -> list[Detector]:
+    """The detectors the masking mode needs, loaded once (errors name the config key)."""
+    models_dir = Path(cfg.models_dir) if cfg.models_dir else MODELS_DIR
+    classes = MODE_CLASSES[cfg.privacy.mode]
+    detectors: list[Detector] = []
+    if ObjectClass.FACE in classes:
+        detectors.append(create_detector(cfg.detectors.face, models_dir, "detectors.face"))
+    if ObjectClass.PERSON in classes:
+        detectors.append(create_detector(cfg.detectors.person, models_dir, "detectors.person"))
+    return detectors
+
+
+class Camera:
+    """The live camera: source -> masked pipeline -> one encoder per stream -> encoded bus."""
+
+    def __init__(self, cfg: Config, source: Source | None = None) -> None:
+        self.cfg = cfg
+        self.source = source if source is not None else open_source(cfg.source)
+        self.detectors = build_detectors(cfg)
+        self.bus = EncodedBus(default_maxsize=cfg.output.subscriber_queue)
+        self.encoders = [
+            StreamEncoderSink(stream, self.bus, self.source.fps) for stream in cfg.output.streams
+        ]
+        self.pipeline = Pipeline(cfg, self.source, self.detectors, self.encoders, live=True)
+
+    def start(self) -> None:
+        log.info("source: %s", self.source.description)
+        self.pipeline.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self.pipeline.stop()
+        if not self.pipeline.join(timeout):
+            log.warning("pipeline threads still running after %.1f s", timeout)
+        for enc in self.encoders:
+            enc.close()
+
+    def stats(self) -> PipelineStats:
+        return self.pipeline.stats()
+
+    def status_line(self) -> str:
+        s = self.stats()
+        g = s.gate
+        fps = g.frames_out / s.running_s if s.running_s > 0 else 0.0
+        closed = ", ".join(f"{k}={v}" for k, v in sorted(g.closed_reasons.items())) or "none"
+        return (
+            f"frames {g.frames_out} ({fps:.1f} fps) masked {g.frames_masked} "
+            f"fail-closed {g.frames_closed} [{closed}] detector {g.detector_ms:.1f} ms "
+            f"runs {g.detections_run} dropped {s.source_dropped} "
+            f"subscribers {self.bus.subscriber_count()}"
+        )

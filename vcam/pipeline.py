@@ -1,0 +1,198 @@
+"""The live and offline pipeline: source thread -> gate thread (+ detector threads) -> sinks.
+
+The source decodes in its own thread into a small inbox. The gate thread submits frames to the
+detectors, holds them for the look-ahead, masks them and hands MaskedFrames to the sinks
+(encoders, file writers). Live pipelines drop the oldest clear frame when the inbox is full
+(counted); offline ones (`vcam mask`) apply back-pressure instead, so nothing is skipped.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from vcam.config import Config
+from vcam.media.types import MaskedFrame, SourceFrame
+from vcam.privacy.detection import DetectorBank
+from vcam.privacy.detectors import Detector
+from vcam.privacy.gate import GateStats, PrivacyGate
+from vcam.sources import Source
+
+log = logging.getLogger("vcam.pipeline")
+
+_INBOX = 8  # decoded clear frames waiting for the gate
+_MAX_INFLIGHT = 2  # detection jobs queued per pipeline: pipelining without unbounded latency
+
+
+class FrameSink(Protocol):
+    def on_frame(self, masked: MaskedFrame) -> None: ...
+
+
+@dataclass(frozen=True)
+class PipelineStats:
+    gate: GateStats
+    source_dropped: int
+    running_s: float
+    error: str
+
+
+class Pipeline:
+    """Runs a source through the gate into sinks; `live` chooses drop vs back-pressure."""
+
+    def __init__(
+        self,
+        cfg: Config,
+        source: Source,
+        detectors: Sequence[Detector],
+        sinks: Sequence[FrameSink],
+        *,
+        live: bool,
+    ) -> None:
+        self.cfg = cfg
+        self.source = source
+        self.sinks = list(sinks)
+        self.live = live
+        self.gate = PrivacyGate(cfg.privacy)
+        self.bank = DetectorBank(list(detectors))
+        self._cond = threading.Condition()
+        self._inbox: deque[SourceFrame] = deque()
+        self._source_done = False
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._source_dropped = 0
+        self._last_submitted: int | None = None
+        self._started = 0.0
+        self.error = ""
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._started = time.monotonic()
+        self._threads = [
+            threading.Thread(target=self._source_loop, name="vcam-source", daemon=True),
+            threading.Thread(target=self._gate_loop, name="vcam-gate", daemon=True),
+        ]
+        for t in self._threads:
+            t.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        with self._cond:
+            self._cond.notify_all()
+
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait for the pipeline to finish; True when every thread ended."""
+        end = None if timeout is None else time.monotonic() + timeout
+        for t in self._threads:
+            t.join(None if end is None else max(0.0, end - time.monotonic()))
+        alive = any(t.is_alive() for t in self._threads)
+        if not alive:
+            self.bank.close()
+        return not alive
+
+    def run(self) -> PipelineStats:
+        """Offline use: run until the source ends."""
+        self.start()
+        self.join()
+        return self.stats()
+
+    def stats(self) -> PipelineStats:
+        return PipelineStats(
+            self.gate.stats,
+            self._source_dropped,
+            time.monotonic() - self._started if self._started else 0.0,
+            self.error,
+        )
+
+    # -- threads -------------------------------------------------------------------------------
+
+    def _source_loop(self) -> None:
+        try:
+            for sf in self.source.frames(self._stop):
+                with self._cond:
+                    if self.live:
+                        if len(self._inbox) >= _INBOX:
+                            self._inbox.popleft()
+                            self._source_dropped += 1
+                    else:
+                        while len(self._inbox) >= _INBOX and not self._stop.is_set():
+                            self._cond.wait(0.1)
+                    self._inbox.append(sf)
+                    self._cond.notify_all()
+                if self._stop.is_set():
+                    break
+        except Exception as exc:  # the gate drains what it has; the caller sees the error
+            log.error("source failed: %s", exc)
+            self.error = str(exc)
+        finally:
+            with self._cond:
+                self._source_done = True
+                self._cond.notify_all()
+
+    def _gate_loop(self) -> None:
+        try:
+            while True:
+                with self._cond:
+                    out = self._step()
+                    finished = (
+                        (self._source_done or self._stop.is_set())
+                        and not self._inbox
+                        and not self.gate.pending
+                    )
+                    if not out and not finished:
+                        deadline = self.gate.next_deadline()
+                        wait = 0.05 if deadline is None else deadline - time.monotonic()
+                        self._cond.wait(min(max(wait, 0.001), 0.05))
+                for masked in out:
+                    for sink in self.sinks:
+                        sink.on_frame(masked)
+                if finished:
+                    return
+        except Exception as exc:
+            # Nothing more leaves: a dead gate means no frames, never clear ones.
+            log.exception("gate failed")
+            self.error = f"gate failed: {exc}"
+            self._stop.set()
+
+    def _step(self) -> list[MaskedFrame]:
+        """Move frames from the inbox into the gate and collect released ones (lock held)."""
+        gate = self.gate
+        now = time.monotonic()
+        flushing = False
+        while self._inbox:
+            sf = self._inbox[0]
+            if gate.needs_new_epoch(sf):
+                if gate.pending:
+                    flushing = True  # drain the old epoch before trusting anything new
+                    break
+                gate.begin_epoch(sf)
+                self._last_submitted = None
+            due = self._detection_due(sf)
+            if due and self.bank.inflight >= _MAX_INFLIGHT:
+                head_deadline = gate.next_deadline()
+                if not self.live and (head_deadline is None or now < head_deadline):
+                    break  # offline: wait for a detector rather than skip this frame
+                due = False
+            self._inbox.popleft()
+            self._cond.notify_all()  # room in the inbox for an offline source
+            job = None
+            if due:
+                job = self.bank.submit(sf, self._wake)
+                self._last_submitted = sf.index
+            gate.add(sf, job, now)
+        ended = (self._source_done or self._stop.is_set()) and not self._inbox
+        return gate.release(now, flush=flushing or ended)
+
+    def _detection_due(self, sf: SourceFrame) -> bool:
+        if self._last_submitted is None:
+            return True
+        return sf.index - self._last_submitted >= self.cfg.privacy.detect_every
+
+    def _wake(self) -> None:
+        with self._cond:
+            self._cond.notify_all()

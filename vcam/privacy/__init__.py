@@ -1,0 +1,1 @@
+"""Privacy masking: detectors, tracking and the masks applied before any frame leaves."""

@@ -1,0 +1,112 @@
+"""Running the detectors off the gate thread: one single-thread executor per detector.
+
+A DetectionJob is the set of detector runs for one frame. The gate only trusts a job whose every
+detector finished without error; anything else makes the frames that depend on it fail closed.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+
+from vcam.media.types import SourceFrame
+from vcam.privacy.detectors import Detector
+from vcam.privacy.tracker import PixelDetection
+
+
+@dataclass(slots=True)
+class DetectorResult:
+    detections: list[PixelDetection]
+    seconds: float
+
+
+class DetectionJob:
+    """The detector runs for one frame; `done`/`ok` are safe to read from any thread."""
+
+    def __init__(self, index: int, futures: list[Future[DetectorResult]]) -> None:
+        self.index = index
+        self.futures = futures
+        self.submitted = time.monotonic()
+
+    @property
+    def done(self) -> bool:
+        return all(f.done() for f in self.futures)
+
+    @property
+    def ok(self) -> bool:
+        return self.done and all(not f.cancelled() and f.exception() is None for f in self.futures)
+
+    @property
+    def error(self) -> str:
+        for f in self.futures:
+            if f.done() and not f.cancelled() and f.exception() is not None:
+                return repr(f.exception())
+        return ""
+
+    @property
+    def detections(self) -> list[PixelDetection]:
+        return [d for f in self.futures for d in f.result().detections]
+
+    @property
+    def seconds(self) -> float:
+        return max((f.result().seconds for f in self.futures), default=0.0)
+
+
+class DetectorBank:
+    """The active detectors, each behind its own worker thread."""
+
+    def __init__(self, detectors: list[Detector]) -> None:
+        self.detectors = detectors
+        self._executors = [
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"vcam-det-{d.name}")
+            for d in detectors
+        ]
+        self._lock = threading.Lock()
+        self._inflight = 0
+
+    @property
+    def inflight(self) -> int:
+        with self._lock:
+            return self._inflight
+
+    def submit(self, sf: SourceFrame, on_done: Callable[[], None]) -> DetectionJob:
+        # Convert in the caller's thread, once per input size: PyAV frames are not shared with
+        # worker threads, so the gate may later mask the frame in place without a race.
+        inputs: dict[tuple[int, int], np.ndarray] = {}
+        for det in self.detectors:
+            if det.input_size not in inputs:
+                w, h = det.input_size
+                inputs[det.input_size] = sf.frame.to_ndarray(format="rgb24", width=w, height=h)
+        futures: list[Future[DetectorResult]] = []
+        with self._lock:
+            self._inflight += 1
+        remaining = [len(self.detectors)]
+
+        def finished(_f: Future[DetectorResult]) -> None:
+            with self._lock:
+                remaining[0] -= 1
+                if remaining[0] == 0:
+                    self._inflight -= 1
+            on_done()
+
+        for det, ex in zip(self.detectors, self._executors, strict=True):
+            fut = ex.submit(_run, det, inputs[det.input_size], sf.width, sf.height)
+            fut.add_done_callback(finished)
+            futures.append(fut)
+        return DetectionJob(sf.index, futures)
+
+    def close(self) -> None:
+        for ex in self._executors:
+            ex.shutdown(wait=False, cancel_futures=True)
+
+
+def _run(det: Detector, rgb: np.ndarray, width: int, height: int) -> DetectorResult:
+    t0 = time.perf_counter()
+    found = det.detect(rgb)
+    out = [PixelDetection(d.box.scaled(width, height), d.score, d.cls) for d in found]
+    return DetectorResult(out, time.perf_counter() - t0)

@@ -1,0 +1,6 @@
+"""Deep-learning object detectors behind one small interface; `create_detector` builds one."""
+
+from vcam.privacy.detectors import centerface, ssdlite  # noqa: F401  (they register themselves)
+from vcam.privacy.detectors.base import Detector, create_detector, known_models, register_detector
+
+__all__ = ["Detector", "create_detector", "known_models", "register_detector"]

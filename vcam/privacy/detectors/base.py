@@ -1,0 +1,61 @@
+"""The detector interface and the registry that builds a detector from its config."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Protocol, TypeVar
+
+import numpy as np
+
+from vcam.config import DetectorConfig
+from vcam.errors import ConfigError
+from vcam.media.types import Detection, ObjectClass
+
+
+class Detector(Protocol):
+    """One object detector; `detect` is called from one worker thread at a time."""
+
+    name: str
+    cls: ObjectClass
+    input_size: tuple[int, int]  # (width, height) the pipeline resizes frames to before detect()
+
+    def detect(self, rgb: np.ndarray) -> list[Detection]:
+        """`rgb`: HxWx3 uint8 RGB of exactly input_size. Boxes come back normalised to 0..1."""
+        ...
+
+
+DetectorFactory = Callable[[DetectorConfig, Path], Detector]
+F = TypeVar("F", bound=DetectorFactory)
+
+_REGISTRY: dict[str, DetectorFactory] = {}
+
+
+def register_detector(name: str) -> Callable[[F], F]:
+    """Class decorator: make a detector buildable as `model = "<name>"` in the config."""
+
+    def add(factory: F) -> F:
+        if name in _REGISTRY:
+            raise ValueError(f"detector {name!r} registered twice")
+        _REGISTRY[name] = factory
+        return factory
+
+    return add
+
+
+def known_models() -> tuple[str, ...]:
+    return tuple(sorted(_REGISTRY))
+
+
+def create_detector(cfg: DetectorConfig, models_dir: Path, key: str) -> Detector:
+    """Build the detector `cfg.model` names; `key` is its config table, e.g. "detectors.face".
+
+    Raises ConfigError for an unknown model, DetectorError for a missing or unloadable file.
+    """
+    factory = _REGISTRY.get(cfg.model)
+    if factory is None:
+        raise ConfigError(
+            f"{key}.model",
+            f"unknown model {cfg.model!r}; known models: {', '.join(known_models())}",
+        )
+    return factory(cfg, models_dir)

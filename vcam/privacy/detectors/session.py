@@ -1,0 +1,74 @@
+"""ONNX Runtime plumbing shared by the detectors: session options, input checks, locking."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from vcam.config import DetectorConfig
+from vcam.errors import DetectorError
+from vcam.media.types import Detection, ObjectClass
+
+
+def providers() -> list[str]:
+    """CUDA first when this onnxruntime build has it, the CPU always as the fallback."""
+    available = ort.get_available_providers()
+    chosen = ["CUDAExecutionProvider"] if "CUDAExecutionProvider" in available else []
+    return [*chosen, "CPUExecutionProvider"]
+
+
+def load_session(path: Path, threads: int) -> ort.InferenceSession:
+    """Open `path`; a missing or corrupt file raises DetectorError naming the path."""
+    if not path.is_file():
+        raise DetectorError(f"model file not found: {path}")
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    # One frame at a time per detector: parallelism inside ops only, none between them.
+    opts.inter_op_num_threads = 1
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.log_severity_level = 3  # errors only: the converted graphs trigger harmless warnings
+    try:
+        return ort.InferenceSession(str(path), sess_options=opts, providers=providers())
+    except Exception as exc:  # onnxruntime raises its own pybind exception types
+        raise DetectorError(f"cannot load model {path}: {exc}") from exc
+
+
+class OnnxDetector:
+    """Shared plumbing: open the file, check each input, serialise calls, wrap failures."""
+
+    name: str
+    cls: ObjectClass
+    model_file: str  # inside models_dir
+
+    def __init__(self, cfg: DetectorConfig, models_dir: Path) -> None:
+        self.input_size = (cfg.input_width, cfg.input_height)
+        self.threshold = cfg.threshold
+        self.session = load_session(models_dir / self.model_file, cfg.threads)
+        # The pipeline uses one worker per detector; the lock keeps any other caller safe too
+        # (the subclasses reuse preallocated buffers).
+        self._lock = threading.Lock()
+        # A first run allocates ONNX Runtime's buffers and proves the graph runs at this size,
+        # so a broken model fails at start and not on the first frame.
+        w, h = self.input_size
+        self.detect(np.zeros((h, w, 3), np.uint8))
+
+    def detect(self, rgb: np.ndarray) -> list[Detection]:
+        w, h = self.input_size
+        if rgb.shape != (h, w, 3) or rgb.dtype != np.uint8:
+            raise DetectorError(
+                f"{self.name}: expected {h}x{w}x3 uint8, got {rgb.shape} {rgb.dtype}"
+            )
+        with self._lock:
+            try:
+                return self._infer(rgb)
+            except DetectorError:
+                raise
+            except Exception as exc:  # onnxruntime's own exception types
+                raise DetectorError(f"{self.name}: inference failed: {exc}") from exc
+
+    def _infer(self, rgb: np.ndarray) -> list[Detection]:
+        raise NotImplementedError
