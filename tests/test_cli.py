@@ -74,3 +74,23 @@ def test_bad_flag_value_is_a_usage_error() -> None:
     proc = vcam("mask", "a.mp4", "b.mp4", "--style", "pixels")
     assert proc.returncode == 2
     assert "invalid choice" in proc.stderr
+
+
+def test_serve_with_no_arguments_masks_the_demo(tmp_path: Path) -> None:
+    import av
+
+    rec = tmp_path / "main.h264"
+    proc = vcam("serve", "--duration", "6", "--status-every", "2", "--record", str(rec))
+    assert proc.returncode == 0, proc.stderr
+    assert "serving file" in proc.stdout and "demo.mp4" in proc.stdout
+    assert "stream main: H.264" in proc.stdout and "stream sub: H.264" in proc.stdout
+    last = proc.stdout.strip().splitlines()[-1]
+    fields = last.split()
+    frames, masked = int(fields[1]), int(fields[fields.index("masked") + 1])
+    assert frames >= 30  # 10 fps clip, about 6 s
+    assert masked >= 0.9 * frames, last  # pedestrians are in every frame of the demo
+    with av.open(str(rec), format="h264") as c:
+        decoded = [f for f in c.decode(video=0)]
+    assert len(decoded) >= 20
+    assert (decoded[0].width, decoded[0].height) == (768, 576)
+    assert decoded[0].key_frame

@@ -25,7 +25,7 @@ def build_detectors(cfg: Config) -> list[Detector]:
     detectors: list[Detector] = []
     if ObjectClass.FACE in classes:
         detectors.append(create_detector(cfg.detectors.face, models_dir, "detectors.face"))
-    if ObjectClass.PERSON in classes:
+    if ObjectClass.PERSON in classes or cfg.privacy.person_heads:
         detectors.append(create_detector(cfg.detectors.person, models_dir, "detectors.person"))
     return detectors
 

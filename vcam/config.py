@@ -58,11 +58,11 @@ class DetectorConfig:
 
 
 def _face_detector() -> DetectorConfig:
-    return DetectorConfig(model="centerface", input_width=640, input_height=360, threshold=0.35)
+    return DetectorConfig(model="centerface", input_width=640, input_height=360, threshold=0.25)
 
 
 def _person_detector() -> DetectorConfig:
-    return DetectorConfig(model="ssdlite", input_width=640, input_height=360, threshold=0.4)
+    return DetectorConfig(model="ssdlite", input_width=640, input_height=360, threshold=0.3)
 
 
 @dataclass(frozen=True)
@@ -74,6 +74,9 @@ class DetectorsConfig:
 @dataclass(frozen=True)
 class PrivacyConfig:
     mode: MaskMode = "face+body"
+    # face mode: also mask the head of every detected person, which catches profiles and faces
+    # too small for the face detector (costs the person detector's time)
+    person_heads: bool = True
     style: MaskStyle = "mosaic"
     detect_every: int = 1  # run the detectors on every Nth frame; the tracker covers the rest
     lookahead_frames: int = 3  # frames held back so a detection also covers the ones before it
@@ -291,6 +294,12 @@ def validate(cfg: Config) -> None:
         _check(cfg.detectors.face.enabled, "detectors.face.enabled", f"mode {p.mode} needs it")
     if p.mode in ("body", "face+body"):
         _check(cfg.detectors.person.enabled, "detectors.person.enabled", f"mode {p.mode} needs it")
+    elif p.person_heads:
+        _check(
+            cfg.detectors.person.enabled,
+            "detectors.person.enabled",
+            "privacy.person_heads needs it (or set privacy.person_heads = false)",
+        )
 
     o = cfg.output
     _check(len(o.streams) >= 1, "output.streams", "at least one stream is needed")

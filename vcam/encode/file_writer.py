@@ -143,8 +143,8 @@ def _merge_audio(video: Path, audio_src: Path, out: Path) -> None:
             feeds.append((1, ain.demux(*audio)))
         merged = heapq.merge(*[_timed(src, gen) for src, gen in feeds], key=lambda item: item[:3])
         for _t, src, _n, packet in merged:
-            if packet.dts is None:
-                continue  # the demuxer's end-of-stream marker
+            if not packet.size:
+                continue  # the demuxer's flush packet (Matroska gives real ones no dts)
             packet.stream = outputs[(src, packet.stream.index)]
             dst.mux(packet)
 

@@ -161,7 +161,12 @@ class PrivacyGate:
             verdict = Verdict(sf.index, (), (), True, reason)
             return MaskedFrame(frame, sf.index, sf.pts_us, verdict, sf.truth)
         regions, tracks = self.tracker.regions(
-            sf.index, sf.width, sf.height, self.cfg.lookahead_frames, self.classes
+            sf.index,
+            sf.width,
+            sf.height,
+            self.cfg.lookahead_frames,
+            self.classes,
+            self.cfg.person_heads,
         )
         frame = sf.frame
         if regions:

@@ -127,32 +127,43 @@ class Tracker:
         track.hits += 1
 
     def regions(
-        self, index: int, width: int, height: int, lookahead: int, classes: frozenset[ObjectClass]
+        self,
+        index: int,
+        width: int,
+        height: int,
+        lookahead: int,
+        classes: frozenset[ObjectClass],
+        person_heads: bool = False,
     ) -> tuple[list[Box], list[Track]]:
-        """Mask regions (frame pixels, widened, clamped) and tracks for output frame `index`.
+        """Mask regions (frame pixels, widened, clamped) and every track for frame `index`.
 
         Covers an object from `lookahead` frames before its first detection to `hold_frames`
         after its last; between two observations the box is interpolated, and every region is
-        the union of the boxes it could occupy, widened by the margin.
+        the union of the boxes it could occupy, widened by the margin. Objects of `classes` are
+        masked whole; with `person_heads`, a person not masked whole still has its head masked
+        (profiles and tiny faces that the face detector misses).
         """
         out_regions: list[Box] = []
         out_tracks: list[Track] = []
         for t in self._tracks:
-            if t.cls not in classes:
-                continue
             box = self._box_at(t, index, lookahead)
             if box is None:
                 continue
-            widened = box.expanded(
-                self.margin * box.width,
-                self.margin * box.height,
-                self.margin * box.width,
-                self.margin * box.height,
-            ).clamped(width, height)
-            if widened.area <= 0:
-                continue
-            out_regions.append(widened)
             out_tracks.append(Track(t.track_id, t.cls, box.clamped(width, height), t.score))
+            if t.cls in classes:
+                target = box
+            elif person_heads and t.cls is ObjectClass.PERSON:
+                target = head_of(box)
+            else:
+                continue
+            widened = target.expanded(
+                self.margin * target.width,
+                self.margin * target.height,
+                self.margin * target.width,
+                self.margin * target.height,
+            ).clamped(width, height)
+            if widened.area > 0:
+                out_regions.append(widened)
         return out_regions, out_tracks
 
     def _box_at(self, t: _TrackState, index: int, lookahead: int) -> Box | None:
@@ -182,6 +193,17 @@ class Tracker:
                 return None
             return after.box.union(after.box.shifted(-t.vx * dt, -t.vy * dt))
         return None
+
+
+def head_of(person: Box) -> Box:
+    """Where the head of a person box is: its top, about a head tall.
+
+    A standing body is ~7 heads tall (head ~ 0.22 of the box with the margin for hair and
+    tilt); a head-and-shoulders box cut by the frame is about twice as wide as its head.
+    """
+    h = min(person.height, max(0.22 * person.height, 0.45 * person.width))
+    inset = 0.15 * person.width if person.width < 0.6 * person.height else 0.0
+    return Box(person.x1 + inset, person.y1, person.x2 - inset, person.y1 + h)
 
 
 def _lerp(a: Box, b: Box, f: float) -> Box:

@@ -221,11 +221,25 @@ class SyntheticScene:
         return sp, x, wk.y
 
     def render(self, index: int) -> tuple[np.ndarray, tuple[GroundTruth, ...]]:
+        rgb, truth, _owners = self.render_with_owners(index, owners=False)
+        return rgb, truth
+
+    def render_with_owners(
+        self, index: int, owners: bool = True
+    ) -> tuple[np.ndarray, tuple[GroundTruth, ...], np.ndarray | None]:
+        """Like `render`, plus a map of which walker each pixel shows (-1: background).
+
+        Scoring uses it so that an occluder's pixels inside a face box are not counted as
+        pixels of that face.
+        """
         t = (index % self.period_frames) / self.cfg.fps
         frame = self._background.copy()
+        owner_map = np.full((self.height, self.width), -1, np.int16) if owners else None
         placed = [self._placement(wk, t) for wk in self._walkers]
-        for sp, x, y in placed:
+        for n, (sp, x, y) in enumerate(placed):
             self._paste(frame, sp, x, y)
+            if owner_map is not None:
+                self._own(owner_map, sp, x, y, n)
         truth: list[GroundTruth] = []
         for i, (wk, (sp, x, y)) in enumerate(zip(self._walkers, placed, strict=True)):
             later = placed[i + 1 :]
@@ -234,7 +248,20 @@ class SyntheticScene:
                 if self._visible_share(full, later) >= MIN_VISIBLE:
                     vis = full.clamped(self.width, self.height)
                     truth.append(GroundTruth(box=vis, cls=cls, identity=wk.identity))
-        return frame, tuple(truth)
+        return frame, tuple(truth), owner_map
+
+    def walker_number(self, identity: str) -> int:
+        """The value that `render_with_owners` writes for this walker's pixels."""
+        return next(i for i, wk in enumerate(self._walkers) if wk.identity == identity)
+
+    def _own(self, owner_map: np.ndarray, sp: _Sprite, x: int, y: int, n: int) -> None:
+        r = self._clip(sp, x, y)
+        if r is None:
+            return
+        x1, y1, x2, y2 = r
+        sx, sy = x1 - x, y1 - y
+        mine = sp.alpha[sy : sy + y2 - y1, sx : sx + x2 - x1] > 0.5
+        owner_map[y1:y2, x1:x2][mine] = n
 
     def _clip(self, sp: _Sprite, x: int, y: int) -> tuple[int, int, int, int] | None:
         h, w = sp.alpha.shape
