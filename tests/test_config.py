@@ -50,6 +50,8 @@ BAD = [
     ({"privacy": {"hold_frames": 3}}, "privacy.stale_frames"),
     ({"privacy": {"margin": -0.1}}, "privacy.margin: must be in [0, 2]"),
     ({"privacy": {"deadline_ms": 0}}, "privacy.deadline_ms: must be > 0"),
+    ({"privacy": {"deadline_ms": float("inf")}}, "privacy.deadline_ms: must be a finite"),
+    ({"privacy": {"margin": float("nan")}}, "privacy.margin: must be a finite"),
     ({"privacy": {"zones": [[[0, 0], [1, 0]]]}}, "privacy.zones[0]: a zone needs at least 3"),
     ({"privacy": {"zones": [[[0, 0], [1, 0], [1, 1.5]]]}}, "privacy.zones[0][2]: must be within"),
     ({"privacy": {"zones": [[[0, 0], [1, 0], [1]]]}}, "privacy.zones[0][2]: must have 2 items"),
