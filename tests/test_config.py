@@ -74,6 +74,12 @@ BAD = [
     ({"output": {"streams": [{"gop": 0}]}}, "output.streams[0].gop: must be in [1, 600]"),
     ({"output": {"audio": "keep"}}, "output.audio: must be one of"),
     ({"log_level": "loud"}, "log_level: must be one of"),
+    ({"auth": {"username": "bad name"}}, "auth.username: username 'bad name' may only"),
+    ({"auth": {"password": "short"}}, "auth.password: use at least 8 characters"),
+    ({"rtsp": {"port": 70000}}, "rtsp.port: must be in [0, 65535]"),
+    ({"rtsp": {"bind": "localhost"}}, "rtsp.bind: not an IP address"),
+    ({"rtsp": {"multicast_group": "10.0.0.1"}}, "rtsp.multicast_group: not a multicast"),
+    ({"rtsp": {"multicast_port": 5001}}, "rtsp.multicast_port: must be even"),
 ]
 
 

@@ -6,6 +6,7 @@ import logging
 from pathlib import Path
 
 from vcam import MODELS_DIR
+from vcam.analytics.metadata import MetadataSink
 from vcam.config import Config
 from vcam.encode.stream_sink import StreamEncoderSink
 from vcam.media.bus import EncodedBus
@@ -41,7 +42,11 @@ class Camera:
         self.encoders = [
             StreamEncoderSink(stream, self.bus, self.source.fps) for stream in cfg.output.streams
         ]
-        self.pipeline = Pipeline(cfg, self.source, self.detectors, self.encoders, live=True)
+        # Tracks only (boxes, ids, classes): the metadata stream never carries image data.
+        self.metadata = MetadataSink(self.bus)
+        self.pipeline = Pipeline(
+            cfg, self.source, self.detectors, [*self.encoders, self.metadata], live=True
+        )
 
     def start(self) -> None:
         log.info("source: %s", self.source.description)

@@ -3,18 +3,26 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
 import logging
+import os
 import signal
+import socket
 import sys
-import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vcam import __version__
 from vcam.config import Config, load_config
 from vcam.errors import VcamError
+
+if TYPE_CHECKING:
+    from vcam.app import Camera
+    from vcam.media.recorder import AnnexBRecorder
+    from vcam.rtsp.server import RtspServer
 
 EXIT_USAGE = 2  # bad input: missing file, not a video, unwritable output, bad config
 
@@ -53,6 +61,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="demo (default), synthetic, a file, rtsp:// or http(s):// URL, or /dev/videoN",
     )
     serve.add_argument("--duration", type=float, metavar="S", help="stop after S seconds")
+    serve.add_argument("--rtsp-port", type=int, metavar="N", help="RTSP port (default 8554)")
+    serve.add_argument("--bind", metavar="ADDR", help="address the servers listen on")
+    serve.add_argument("--username", help="administrator user name (default admin)")
+    serve.add_argument(
+        "--password",
+        help="administrator password (default: generated once, kept in the data directory;"
+        " also VCAM_PASSWORD)",
+    )
+    serve.add_argument("--data-dir", type=Path, metavar="DIR", help="where state is kept")
     serve.add_argument(
         "--record", type=Path, metavar="FILE", help="also write the masked main stream (.h264)"
     )
@@ -81,11 +98,19 @@ def config_from_args(args: argparse.Namespace) -> Config:
         "log_level": "log_level",
         "source": "source.uri",
         "audio": "output.audio",
+        "rtsp_port": "rtsp.port",
+        "bind": "rtsp.bind",
+        "username": "auth.username",
+        "password": "auth.password",
     }
     for flag, key in flag_keys.items():
         value = getattr(args, flag, None)
         if value is not None:
             overrides[key] = value
+    if getattr(args, "data_dir", None) is not None:
+        overrides["data_dir"] = str(args.data_dir)
+    if "auth.password" not in overrides and os.environ.get("VCAM_PASSWORD"):
+        overrides["auth.password"] = os.environ["VCAM_PASSWORD"]  # secrets stay out of argv
     if getattr(args, "detector_size", None):
         w, h = args.detector_size
         for det in ("face", "person"):
@@ -117,47 +142,105 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def serve(cfg: Config, args: argparse.Namespace) -> int:
-    from vcam.app import Camera
-    from vcam.media.recorder import AnnexBRecorder
+    return asyncio.run(_serve(cfg, args))
 
+
+async def _serve(cfg: Config, args: argparse.Namespace) -> int:
+    from vcam.app import Camera
+    from vcam.auth.digest import DigestAuth
+    from vcam.auth.users import User, UserLevel, UserStore
+    from vcam.datadir import admin_password
+    from vcam.media.recorder import AnnexBRecorder
+    from vcam.rtsp.server import RtspServer
+
+    password, password_file = admin_password(cfg)
+    users = UserStore()
+    users.add(User(cfg.auth.username, password, UserLevel.ADMINISTRATOR))
     camera = Camera(cfg)
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
+    host = _advertised_host(cfg.rtsp.bind)
+    rtsp = None
+    if cfg.rtsp.enabled:
+        auth = DigestAuth(users, cfg.auth.realm) if cfg.rtsp.require_auth else None
+        rtsp = RtspServer(
+            cfg.rtsp,
+            camera.bus,
+            [s.name for s in cfg.output.streams],
+            auth=auth,
+            fps=camera.source.fps,
+            advertised_host=host,
+        )
     recorder = None
     if args.record is not None:
         recorder = AnnexBRecorder(camera.bus, cfg.output.streams[0].name, args.record)
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
     camera.start()
-    if recorder is not None:
-        recorder.start()
+    try:
+        if rtsp is not None:
+            await rtsp.start()
+        if recorder is not None:
+            recorder.start()
+        _print_banner(cfg, camera, rtsp, host, password, password_file, recorder)
+        started = time.monotonic()
+        while not stop.is_set():
+            wait = args.status_every
+            if args.duration is not None:
+                wait = min(wait, args.duration - (time.monotonic() - started))
+                if wait <= 0:
+                    break
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), wait)
+            print(camera.status_line(), flush=True)
+            if camera.pipeline.error:
+                print(f"vcam: error: {camera.pipeline.error}", file=sys.stderr)
+                return 1
+    finally:
+        if rtsp is not None:
+            await rtsp.stop()
+        await asyncio.to_thread(camera.stop)
+        if recorder is not None:
+            recorder.stop()
+    print(camera.status_line())
+    return 0
+
+
+def _advertised_host(bind: str) -> str:
+    """The address to print in URLs: the bound one, or this host's when bound to all."""
+    if bind not in ("0.0.0.0", "::"):
+        return bind
+    try:
+        return socket.gethostbyname(socket.gethostname())
+    except OSError:
+        return "127.0.0.1"
+
+
+def _print_banner(
+    cfg: Config,
+    camera: Camera,
+    rtsp: RtspServer | None,
+    host: str,
+    password: str,
+    password_file: Path | None,
+    recorder: AnnexBRecorder | None,
+) -> None:
     print(f"vcam {__version__}: serving {camera.source.description}")
     print(f"  masking: mode={cfg.privacy.mode} style={cfg.privacy.style}", end="")
     print(f" detectors={', '.join(d.name for d in camera.detectors)}")
     for st in cfg.output.streams:
         size = f"{st.width}x{st.height}" if st.width else "source size"
         print(f"  stream {st.name}: H.264 {st.profile} {size} {st.bitrate_kbps} kbit/s")
+    if rtsp is not None:
+        for url in rtsp.urls(host):
+            print(f"  RTSP: {url}")
+        if rtsp.auth is None:
+            print("  RTSP authentication is off (rtsp.require_auth = false)")
+    where = f" (generated, kept in {password_file})" if password_file else ""
+    print(f"  user {cfg.auth.username!r}, password {password!r}{where}")
     if recorder is not None:
-        print(f"  recording the {recorder.stream} stream to {args.record}")
+        print(f"  recording the {recorder.stream} stream to {recorder.path}")
     sys.stdout.flush()
-    started = time.monotonic()
-    try:
-        while not stop.is_set():
-            remaining = (
-                None if args.duration is None else args.duration - (time.monotonic() - started)
-            )
-            if remaining is not None and remaining <= 0:
-                break
-            stop.wait(args.status_every if remaining is None else min(args.status_every, remaining))
-            print(camera.status_line(), flush=True)
-            if camera.pipeline.error:
-                print(f"vcam: error: {camera.pipeline.error}", file=sys.stderr)
-                return 1
-    finally:
-        camera.stop()
-        if recorder is not None:
-            recorder.stop()
-    print(camera.status_line())
-    return 0
 
 
 def mask(cfg: Config, args: argparse.Namespace) -> int:

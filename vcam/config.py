@@ -7,6 +7,7 @@ config is a clear error at start and never a silently ignored setting.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import math
 import tomllib
 import types
@@ -15,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
+from vcam.auth.users import InvalidPassword, PasswordTooLong, User, UserError
+from vcam.auth.users import validate as validate_user
 from vcam.errors import ConfigError
 
 MaskMode = Literal["face", "body", "face+body"]
@@ -30,6 +33,7 @@ class SyntheticConfig:
     fps: float = 30.0
     seed: int = 1
     duration_s: float = 20.0  # the scene repeats after this many seconds
+    stamp: bool = False  # draw frame index and time (ms) into the top rows (latency tests)
 
 
 @dataclass(frozen=True)
@@ -118,12 +122,39 @@ class OutputConfig:
 
 
 @dataclass(frozen=True)
+class RtspConfig:
+    enabled: bool = True
+    bind: str = "0.0.0.0"
+    port: int = 8554
+    require_auth: bool = True  # Digest on every method but OPTIONS
+    session_timeout_s: int = 60
+    client_buffer_kb: int = 1024  # unsent bytes per client before it drops to the next IDR
+    max_overflows: int = 20  # a client that overflowed this many times is disconnected
+    mtu: int = 1400
+    multicast_group: str = "239.255.42.42"
+    multicast_port: int = 15000  # first RTP port; each stream's tracks take the next pairs
+    multicast_ttl: int = 1
+    rtcp_interval_s: float = 5.0
+
+
+@dataclass(frozen=True)
+class AuthConfig:
+    username: str = "admin"
+    # "": a random password is generated at the first start and kept in data_dir
+    password: str = ""
+    realm: str = "vcam"
+
+
+@dataclass(frozen=True)
 class Config:
     source: SourceConfig = field(default_factory=SourceConfig)
     detectors: DetectorsConfig = field(default_factory=DetectorsConfig)
     privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
+    rtsp: RtspConfig = field(default_factory=RtspConfig)
+    auth: AuthConfig = field(default_factory=AuthConfig)
     models_dir: str = ""  # "": the repository's models/ folder
+    data_dir: str = ""  # "": $XDG_DATA_HOME/vcam or ~/.local/share/vcam
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
 
@@ -335,3 +366,41 @@ def validate(cfg: Config) -> None:
         )
         _check(1 <= st.threads <= 16, f"{key}.threads", "must be in [1, 16]")
     _check(1 <= o.subscriber_queue <= 10_000, "output.subscriber_queue", "must be in [1, 10000]")
+
+    r = cfg.rtsp
+    _check(0 <= r.port <= 65535, "rtsp.port", "must be in [0, 65535] (0: any free port)")
+    _check(_is_ip(r.bind), "rtsp.bind", f"not an IP address: {r.bind!r}")
+    _check(5 <= r.session_timeout_s <= 3600, "rtsp.session_timeout_s", "must be in [5, 3600]")
+    _check(64 <= r.client_buffer_kb <= 65536, "rtsp.client_buffer_kb", "must be in [64, 65536]")
+    _check(1 <= r.max_overflows <= 10_000, "rtsp.max_overflows", "must be in [1, 10000]")
+    _check(576 <= r.mtu <= 9000, "rtsp.mtu", "must be in [576, 9000]")
+    _check(
+        _is_ip(r.multicast_group) and ipaddress.ip_address(r.multicast_group).is_multicast,
+        "rtsp.multicast_group",
+        f"not a multicast address: {r.multicast_group!r}",
+    )
+    _check(
+        1024 <= r.multicast_port <= 65000 and r.multicast_port % 2 == 0,
+        "rtsp.multicast_port",
+        "must be even, in [1024, 65000]",
+    )
+    _check(1 <= r.multicast_ttl <= 255, "rtsp.multicast_ttl", "must be in [1, 255]")
+    _check(0.5 <= r.rtcp_interval_s <= 60, "rtsp.rtcp_interval_s", "must be in [0.5, 60]")
+
+    a = cfg.auth
+    try:  # one rule for names and passwords: the user store's
+        validate_user(User(a.username, a.password or "generated-later"))
+    except (InvalidPassword, PasswordTooLong) as exc:
+        raise ConfigError("auth.password", str(exc)) from None
+    except UserError as exc:
+        raise ConfigError("auth.username", str(exc)) from None
+    _check(a.password == "" or len(a.password) >= 8, "auth.password", "use at least 8 characters")
+    _check(bool(a.realm) and '"' not in a.realm, "auth.realm", "must be non-empty, without quotes")
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True

@@ -25,6 +25,7 @@ from vcam import DATA_DIR
 from vcam.config import SyntheticConfig
 from vcam.errors import SourceError
 from vcam.media.types import Box, GroundTruth, ObjectClass, SourceFrame
+from vcam.sources.stamp import stamp
 
 ASSET_DIR = DATA_DIR / "synthetic"
 # Face heights at which walkers are built: three per band <16, 16-24, 24-32, 32-64, >64.
@@ -314,6 +315,7 @@ class SyntheticSource:
         self.scene = SyntheticScene(cfg)
         self.fps = float(cfg.fps)
         self.realtime = realtime
+        self.stamp = cfg.stamp
         self.description = f"synthetic {cfg.width}x{cfg.height}@{cfg.fps:g} seed={cfg.seed}"
 
     def frames(self, stop: threading.Event) -> Iterator[SourceFrame]:
@@ -325,6 +327,8 @@ class SyntheticSource:
                 if delay > 0 and stop.wait(delay):
                     return
             rgb, truth = self.scene.render(index)
+            if self.stamp:
+                stamp(rgb, index, int(time.monotonic() * 1000))
             frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p")
             yield SourceFrame(
                 frame=frame,

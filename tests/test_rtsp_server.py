@@ -1,0 +1,298 @@
+"""The RTSP server of a real `vcam serve` process, against real clients.
+
+ffprobe/ffmpeg (TCP, UDP, HTTP tunnel), GStreamer rtspsrc (TCP, UDP, rtsph tunnel), PyAV for
+the privacy check at the client, and a raw client for malformed input and RTP sequence numbers.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import re
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from vcam.config import SyntheticConfig
+from vcam.evaluation import face_coverage
+from vcam.media.types import GroundTruth
+from vcam.privacy.masks import plane_view
+from vcam.rtsp.rtp import parse_rtp_header
+from vcam.sources.stamp import read_stamp
+from vcam.sources.synthetic import SyntheticScene
+
+from .rtsp_client import RawRtsp
+from .xsd import onvif_schema
+
+ROOT = Path(__file__).resolve().parents[1]
+USER, PASSWORD = "admin", "rtsp-test-pw"
+SCENE = SyntheticConfig(width=640, height=360, fps=15.0, stamp=True)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int]]:
+    tmp = tmp_path_factory.mktemp("rtsp")
+    port = free_port()
+    cfg = tmp / "vcam.toml"
+    cfg.write_text(
+        f"""
+[source]
+uri = "synthetic"
+[source.synthetic]
+width = {SCENE.width}
+height = {SCENE.height}
+fps = {SCENE.fps}
+stamp = true
+[privacy]
+style = "solid"
+[rtsp]
+bind = "127.0.0.1"
+port = {port}
+client_buffer_kb = 256
+max_overflows = 3
+[[output.streams]]
+name = "main"
+gop = 15
+[[output.streams]]
+name = "sub"
+width = 320
+height = 180
+gop = 15
+"""
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "vcam", "serve", "--config", str(cfg), "--data-dir", str(tmp)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "VCAM_PASSWORD": PASSWORD, "PYTHONUNBUFFERED": "1"},
+    )
+    assert proc.stdout is not None
+    lines: list[str] = []
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        lines.append(line)
+        if "RTSP: rtsp://" in line or not line:
+            break
+    assert any(f"RTSP: rtsp://127.0.0.1:{port}/main" in ln for ln in lines), "".join(lines)
+    threading.Thread(target=lambda: [None for _ in proc.stdout], daemon=True).start()  # type: ignore[union-attr]
+    try:
+        yield "127.0.0.1", port
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def url(server: tuple[str, int], stream: str = "main", auth: bool = True) -> str:
+    host, port = server
+    cred = f"{USER}:{PASSWORD}@" if auth else ""
+    return f"rtsp://{cred}{host}:{port}/{stream}"
+
+
+def run(cmd: list[str], timeout: float = 40) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.mark.parametrize("transport", ["tcp", "udp"])
+@pytest.mark.parametrize(("stream", "size"), [("main", "640x360"), ("sub", "320x180")])
+def test_ffprobe_sees_h264_and_a_data_stream(
+    server: tuple[str, int], transport: str, stream: str, size: str
+) -> None:
+    proc = run(
+        ["ffprobe", "-v", "error", "-rtsp_transport", transport, "-show_entries",
+         "stream=codec_name,codec_type,width,height,profile", "-of", "compact",
+         url(server, stream)]
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    w, h = size.split("x")
+    video = f"codec_name=h264|profile=Constrained Baseline|codec_type=video|width={w}|height={h}"
+    assert video in proc.stdout  # baseline: the same bytes can serve WebRTC
+    assert "codec_type=data" in proc.stdout
+
+
+def test_metadata_documents_validate(server: tuple[str, int]) -> None:
+    proc = subprocess.run(
+        ["ffmpeg", "-v", "error", "-rtsp_transport", "tcp", "-i", url(server),
+         "-map", "0:d:0", "-c", "copy", "-f", "data", "-t", "3", "-"],
+        capture_output=True, timeout=40,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    docs = [b"<?xml" + d for d in proc.stdout.split(b"<?xml") if d.strip()]
+    assert len(docs) >= 10
+    schema = onvif_schema("ver10/schema/metadatastream.xsd")
+    from lxml import etree
+
+    classes: set[str] = set()
+    for doc in docs:
+        root = etree.fromstring(doc)
+        assert schema.validate(root), schema.error_log
+        classes |= {t.text for t in root.iter("{http://www.onvif.org/ver10/schema}Type")}
+        assert b"base64" not in doc.lower() and len(doc) < 20_000  # boxes, never pixels
+    assert {"Human", "HumanFace"} <= classes
+
+
+@pytest.mark.parametrize("protocols", ["tcp", "udp", "http"])
+def test_gstreamer_rtspsrc_decodes(server: tuple[str, int], protocols: str) -> None:
+    host, port = server
+    scheme = "rtsph" if protocols == "http" else "rtsp"
+    src = [f"location={scheme}://{host}:{port}/main", f"user-id={USER}", f"user-pw={PASSWORD}"]
+    if protocols != "http":
+        src.append(f"protocols={protocols}")
+    proc = run(
+        ["gst-launch-1.0", "-q", "rtspsrc", *src, "!", "rtph264depay", "!", "h264parse", "!",
+         "avdec_h264", "!", "fakesink", "num-buffers=30"]
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+
+
+def test_ffmpeg_through_the_http_tunnel(server: tuple[str, int]) -> None:
+    proc = run(
+        ["ffmpeg", "-v", "error", "-rtsp_transport", "http", "-i", url(server),
+         "-frames:v", "20", "-f", "null", "-"]
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+
+
+@pytest.mark.parametrize(("cred", "expect"), [(None, 401), ("admin:wrong-password", 401)])
+def test_missing_or_wrong_credentials_are_refused(
+    server: tuple[str, int], cred: str | None, expect: int
+) -> None:
+    host, port = server
+    target = f"rtsp://{cred + '@' if cred else ''}{host}:{port}/main"
+    proc = run(["ffprobe", "-v", "error", "-rtsp_transport", "tcp", target])
+    assert proc.returncode != 0
+    assert f"{expect} Unauthorized" in proc.stderr
+
+
+def luma(frame: av.VideoFrame) -> np.ndarray:
+    yuv = frame.reformat(format="yuv420p")
+    return plane_view(yuv.planes[0])[: yuv.height, : yuv.width].copy()
+
+
+def test_every_face_a_client_decodes_is_masked(server: tuple[str, int]) -> None:
+    scene = SyntheticScene(SCENE)
+    checked = faces = 0
+    with av.open(url(server), options={"rtsp_transport": "tcp"}, timeout=20) as c:
+        for n, frame in enumerate(c.decode(video=0)):
+            y = luma(frame)
+            index, _ms = read_stamp(y)
+            rgb, truth, owners = scene.render_with_owners(index)
+            assert owners is not None
+            clear = luma(av.VideoFrame.from_ndarray(rgb, format="rgb24"))
+
+            def visible(gt: GroundTruth, owners: np.ndarray = owners) -> np.ndarray:
+                return owners == scene.walker_number(gt.identity)
+
+            if np.abs(y[20:].astype(int) - 32).max() <= 12:
+                checked += 1  # a fully masked (fail-closed) frame: nothing to leak
+                continue
+            for fc in face_coverage(y, clear, truth, visible):
+                faces += 1
+                if fc.truth.box.height >= 16:
+                    assert not fc.leaked, (n, index, fc)
+            checked += 1
+            if checked >= 45:
+                break
+    assert checked >= 45 and faces > 200
+
+
+def test_first_frame_a_new_client_gets_is_a_masked_keyframe(server: tuple[str, int]) -> None:
+    host, port = server
+    client = RawRtsp(host, port, USER, PASSWORD)
+    try:
+        play = client.play_tcp("main")
+        assert play.status == 200
+        m = re.search(r"seq=(\d+);rtptime=(\d+)", play.headers["rtp-info"])
+        assert m is not None
+        frames = [f for f in client.read_frames(1.5) if f[0] == 0]
+        first = parse_rtp_header(frames[0][1])
+        assert first.sequence == int(m.group(1))  # RTP-Info names the exact first packet
+        assert first.timestamp == int(m.group(2))
+        payload = frames[0][1][first.payload_offset :]
+        assert payload[0] & 0x1F in (24, 7, 5)  # STAP-A with SPS/PPS, SPS, or IDR
+    finally:
+        client.close()
+
+
+def test_malformed_and_odd_requests_get_proper_answers(server: tuple[str, int]) -> None:
+    host, port = server
+    bad = RawRtsp(host, port)
+    bad.send_raw(b"THIS IS NOT RTSP\r\n\r\n")
+    assert bad.read_reply().status == 400
+    bad.close()
+    huge = RawRtsp(host, port)
+    huge.send_raw(b"OPTIONS * RTSP/1.0\r\nCSeq: 1\r\nX: " + b"a" * 100_000 + b"\r\n\r\n")
+    assert huge.read_reply().status in (400, 413)
+    huge.close()
+    c = RawRtsp(host, port, USER, PASSWORD)
+    try:
+        base = f"{c.base}/main"
+        assert c.request("OPTIONS", "*").status == 200
+        assert c.request("PLAY", base).status == 454  # PLAY without SETUP
+        assert c.request("DESCRIBE", f"{c.base}/nope").status == 404
+        assert c.request("RECORD", base).status == 405
+        t = {"Transport": "RTP/AVP/TCP;unicast;interleaved=0-1"}
+        first = c.request("SETUP", f"{base}/trackID=0", t)
+        sid = first.headers["session"].split(";")[0]
+        again = c.request("SETUP", f"{base}/trackID=0", {**t, "Session": sid})
+        assert again.status == 200  # a second SETUP of the same track updates it
+        assert c.request("SETUP", f"{base}/trackID=0", {"Session": sid}).status == 461
+        other = RawRtsp(host, port, USER, PASSWORD)
+        try:  # a session id taken from another connection is unknown there
+            assert other.request("PLAY", base, {"Session": sid}).status == 454
+        finally:
+            other.close()
+        assert c.request("TEARDOWN", base, {"Session": sid}).status == 200
+        assert c.request("PLAY", base, {"Session": sid}).status == 454
+    finally:
+        c.close()
+    proc = run(["ffprobe", "-v", "error", "-rtsp_transport", "tcp", url(server)])
+    assert proc.returncode == 0, "the server still serves everyone else"
+
+
+def _gaps(frames: list[tuple[int, bytes]]) -> int:
+    seqs = [parse_rtp_header(p).sequence for ch, p in frames if ch == 0]
+    return sum(((b - a) & 0xFFFF) != 1 for a, b in itertools.pairwise(seqs))
+
+
+def test_a_client_that_stops_reading_never_delays_the_others(server: tuple[str, int]) -> None:
+    host, port = server
+    stalled = RawRtsp(host, port, USER, PASSWORD, rcvbuf=4096)
+    healthy = [RawRtsp(host, port, USER, PASSWORD) for _ in range(5)]
+    try:
+        assert stalled.play_tcp("main").status == 200  # ... and never reads again
+        for c in healthy:
+            assert c.play_tcp("main").status == 200
+        results: dict[int, list[tuple[int, bytes]]] = {}
+
+        def read(i: int, c: RawRtsp) -> None:
+            results[i] = c.read_frames(6.0)
+
+        threads = [threading.Thread(target=read, args=(i, c)) for i, c in enumerate(healthy)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(20)
+        for i in range(5):
+            video = [f for f in results[i] if f[0] == 0]
+            assert len(video) > 100, i
+            assert _gaps(results[i]) == 0, i
+    finally:
+        for c in [stalled, *healthy]:
+            c.close()

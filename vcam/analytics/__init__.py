@@ -1,0 +1,1 @@
+"""Analytics outputs: the ONVIF metadata stream (object boxes only, never image data)."""

@@ -1,0 +1,1 @@
+"""Credentials shared by RTSP Digest, HTTP Digest and ONVIF WS-Security."""

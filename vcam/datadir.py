@@ -1,0 +1,47 @@
+"""The data directory (state that outlives a run) and the generated administrator password.
+
+No fixed default password: when none is configured, the first start generates a random one,
+keeps it in the data directory (readable by its owner only) and prints it, so that `vcam serve`
+works out of the box and every later start uses the same credentials.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+from vcam.config import Config
+from vcam.errors import ConfigError
+
+PASSWORD_FILE = "admin-password"
+
+
+def data_dir(cfg: Config) -> Path:
+    if cfg.data_dir:
+        return Path(cfg.data_dir).expanduser()
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "vcam"
+
+
+def admin_password(cfg: Config) -> tuple[str, Path | None]:
+    """The configured password, or the generated one and the file that keeps it."""
+    if cfg.auth.password:
+        return cfg.auth.password, None
+    path = data_dir(cfg) / PASSWORD_FILE
+    try:
+        if path.exists():
+            password = path.read_text().strip()
+            if len(password) >= 8:
+                return password, path
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        password = secrets.token_urlsafe(12)
+        # Created 0600 from the start: never readable by others, not even for a moment.
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(password + "\n")
+    except OSError as exc:
+        raise ConfigError(
+            "data_dir", f"cannot keep the generated password in {path}: {exc}"
+        ) from None
+    return password, path

@@ -1,0 +1,1 @@
+"""RTSP server: sans-IO messages, sessions, RTP packetisation."""
