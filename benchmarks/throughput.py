@@ -195,10 +195,7 @@ def worker_floor(spec: Json) -> Json:
 
 def worker_mask(spec: Json) -> Json:
     """The `vcam mask` path (vcam.cli.mask without the progress bar), timed around the run."""
-    from vcam.app import build_detectors
-    from vcam.encode.file_writer import MaskedFileWriter
-    from vcam.pipeline import Pipeline
-    from vcam.sources import open_source
+    from vcam.app import build_mask_job
 
     cfg = _config(
         {
@@ -210,15 +207,13 @@ def worker_mask(spec: Json) -> Json:
             **_detector_overrides(spec),
         }
     )
-    source = open_source(cfg.source)
-    detectors = build_detectors(cfg)  # loads and warms up each model: start-up, not timed
-    writer = MaskedFileWriter(Path(spec["output"]), source.fps, crf=CRF, preset=PRESET)
-    pipeline = Pipeline(cfg, source, detectors, [writer], live=False)
+    # Loads and warms up each model: start-up, not timed.
+    job = build_mask_job(cfg, Path(spec["output"]), crf=CRF, preset=PRESET)
     threads = ThreadCpu()
     threads.start()
     t0, c0, o0 = time.perf_counter(), _cpu_s(), _busy_ticks()
-    stats = pipeline.run()
-    writer.close()
+    stats = job.pipeline.run()
+    job.writer.close()
     wall, cpu = time.perf_counter() - t0, _cpu_s() - c0
     others = _others(o0, _busy_ticks(), cpu, wall)
     g = stats.gate
@@ -427,53 +422,17 @@ def run_deface(
 
 
 def leak_rates(path: Path, scene: Any, solid_y: int) -> Json:
-    from vcam.evaluation import COVERED, TOLERANCE
-    from vcam.media.types import ObjectClass
+    from vcam.evaluation import score_masked_clip
 
-    faces = leaked = big = big_leaked = frames = 0
-    with av.open(str(path)) as container:
-        for index, frame in enumerate(container.decode(video=0)):
-            rgb, truth = scene.render(index)
-            clear = _luma(av.VideoFrame.from_ndarray(rgb, format="rgb24"))
-            out = _luma(frame)
-            if out.shape != clear.shape:
-                raise RuntimeError(f"{path}: frame size {out.shape} != {clear.shape}")
-            h, w = out.shape
-            for gt in truth:
-                if gt.cls is not ObjectClass.FACE:
-                    continue
-                x1, y1, x2, y2 = gt.box.to_pixels(w, h)
-                if x2 <= x1 or y2 <= y1:
-                    continue
-                c = clear[y1:y2, x1:x2].astype(np.int16)
-                o = out[y1:y2, x1:x2].astype(np.int16)
-                evaluable = np.abs(c - solid_y) > TOLERANCE
-                share = 1.0
-                if evaluable.any():
-                    masked = np.abs(o - solid_y) <= TOLERANCE
-                    share = float((masked & evaluable).sum() / evaluable.sum())
-                hit = share < COVERED
-                faces += 1
-                leaked += hit
-                if gt.box.height >= 24:
-                    big += 1
-                    big_leaked += hit
-            frames += 1
+    report = score_masked_clip(path, scene, solid_y)
+    big = [f for f in report.faces if f.truth.box.height >= 24]
     return {
-        "frames": frames,
-        "faces": faces,
-        "leak": leaked / max(faces, 1),
-        "faces_24": big,
-        "leak_24": big_leaked / max(big, 1),
+        "frames": report.frames,
+        "faces": len(report.faces),
+        "leak": sum(f.leaked for f in report.faces) / max(len(report.faces), 1),
+        "faces_24": len(big),
+        "leak_24": sum(f.leaked for f in big) / max(len(big), 1),
     }
-
-
-def _luma(frame: av.VideoFrame) -> np.ndarray:
-    """The Y plane as it is (no range conversion), like vcam.evaluation."""
-    yuv = frame.reformat(format="yuv420p")
-    plane = yuv.planes[0]
-    rows = np.frombuffer(memoryview(plane), np.uint8).reshape(plane.height, plane.line_size)
-    return rows[:, : plane.width].copy()
 
 
 # ---------------------------------------------------------------------------------------------

@@ -70,6 +70,20 @@ def test_serve_with_a_missing_v4l2_device() -> None:
     assert_one_line_error(proc, "/dev/video9")
 
 
+def test_rtsp_port_in_use_is_a_clear_error(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        proc = vcam(
+            "serve", "--rtsp-port", port, "--bind", "127.0.0.1", "--duration", "1",
+            "--data-dir", str(tmp_path),
+        )  # fmt: skip
+    assert_one_line_error(proc, "rtsp.port", port)
+
+
 def test_bad_flag_value_is_a_usage_error() -> None:
     proc = vcam("mask", "a.mp4", "b.mp4", "--style", "pixels")
     assert proc.returncode == 2
@@ -80,7 +94,10 @@ def test_serve_with_no_arguments_masks_the_demo(tmp_path: Path) -> None:
     import av
 
     rec = tmp_path / "main.h264"
-    proc = vcam("serve", "--duration", "6", "--status-every", "2", "--record", str(rec))
+    proc = vcam(
+        "serve", "--duration", "6", "--status-every", "2", "--record", str(rec),
+        "--rtsp-port", "0", "--data-dir", str(tmp_path),
+    )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert "serving file" in proc.stdout and "demo.mp4" in proc.stdout
     assert "stream main: H.264" in proc.stdout and "stream sub: H.264" in proc.stdout

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 from vcam import MODELS_DIR
 from vcam.analytics.metadata import MetadataSink
 from vcam.config import Config
+from vcam.encode.file_writer import MaskedFileWriter, check_writable
 from vcam.encode.stream_sink import StreamEncoderSink
 from vcam.media.bus import EncodedBus
 from vcam.media.types import ObjectClass
@@ -73,3 +75,30 @@ class Camera:
             f"runs {g.detections_run} dropped {s.source_dropped} "
             f"subscribers {self.bus.subscriber_count()}"
         )
+
+
+@dataclass
+class MaskJob:
+    """`vcam mask`: a file source, the offline pipeline and the file writer, ready to run."""
+
+    source: Source
+    pipeline: Pipeline
+    writer: MaskedFileWriter
+
+
+def build_mask_job(
+    cfg: Config,
+    output: Path,
+    *,
+    crf: int = 20,
+    preset: str = "veryfast",
+    audio_from: Path | None = None,
+) -> MaskJob:
+    """Open the input (SourceError for a missing file or not a video), check the output can be
+    written (OutputError), load the detectors: every bad input fails here, before any work."""
+    source = open_source(cfg.source)
+    check_writable(output)
+    detectors = build_detectors(cfg)
+    writer = MaskedFileWriter(output, source.fps, crf=crf, preset=preset, audio_from=audio_from)
+    pipeline = Pipeline(cfg, source, detectors, [writer], live=False)
+    return MaskJob(source, pipeline, writer)

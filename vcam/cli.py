@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from vcam import __version__
 from vcam.config import Config, load_config
-from vcam.errors import VcamError
+from vcam.errors import ConfigError, VcamError
 
 if TYPE_CHECKING:
     from vcam.app import Camera
@@ -176,10 +176,15 @@ async def _serve(cfg: Config, args: argparse.Namespace) -> int:
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    if rtsp is not None:
+        try:
+            await rtsp.start()
+        except OSError as exc:
+            raise ConfigError(
+                "rtsp.port", f"cannot listen on {cfg.rtsp.bind}:{cfg.rtsp.port}: {exc.strerror}"
+            ) from None
     camera.start()
     try:
-        if rtsp is not None:
-            await rtsp.start()
         if recorder is not None:
             recorder.start()
         _print_banner(cfg, camera, rtsp, host, password, password_file, recorder)
@@ -244,28 +249,22 @@ def _print_banner(
 
 
 def mask(cfg: Config, args: argparse.Namespace) -> int:
-    from vcam.app import build_detectors
-    from vcam.encode.file_writer import MaskedFileWriter, check_writable
-    from vcam.pipeline import Pipeline
+    from vcam.app import build_mask_job
     from vcam.progress import ProgressSink
-    from vcam.sources import open_source
 
-    source = open_source(cfg.source)  # raises SourceError for a missing file or not a video
-    check_writable(args.output)
-    detectors = build_detectors(cfg)
-    writer = MaskedFileWriter(
+    job = build_mask_job(
+        cfg,
         args.output,
-        source.fps,
         crf=args.crf,
         audio_from=args.input if cfg.output.audio == "copy" else None,
     )
-    progress = ProgressSink(source, enabled=not args.no_progress)
-    pipeline = Pipeline(cfg, source, detectors, [writer, progress], live=False)
+    progress = ProgressSink(job.source, enabled=not args.no_progress)
+    job.pipeline.sinks.append(progress)
     try:
-        stats = pipeline.run()
+        stats = job.pipeline.run()
     finally:
         progress.close()
-        writer.close()
+        job.writer.close()
     g = stats.gate
     print(
         f"{args.output}: {g.frames_out} frames, {g.frames_masked} with masks, "

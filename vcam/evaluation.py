@@ -56,6 +56,7 @@ def masked_share(
     clear_y: np.ndarray,
     box_px: tuple[int, int, int, int],
     visible: np.ndarray | None = None,
+    solid_y: int = SOLID_Y,
 ) -> float:
     """Share of the box's pixels that are masked in `out_y` (luma planes of equal shape).
 
@@ -64,12 +65,12 @@ def masked_share(
     x1, y1, x2, y2 = box_px
     out = out_y[y1:y2, x1:x2].astype(np.int16)
     clear = clear_y[y1:y2, x1:x2].astype(np.int16)
-    evaluable = np.abs(clear - SOLID_Y) > TOLERANCE
+    evaluable = np.abs(clear - solid_y) > TOLERANCE
     if visible is not None:
         evaluable &= visible[y1:y2, x1:x2]
     if not evaluable.any():
         return 1.0
-    masked = np.abs(out - SOLID_Y) <= TOLERANCE
+    masked = np.abs(out - solid_y) <= TOLERANCE
     return float((masked & evaluable).sum() / evaluable.sum())
 
 
@@ -78,6 +79,7 @@ def face_coverage(
     clear_y: np.ndarray,
     truth: tuple[GroundTruth, ...],
     visible: Callable[[GroundTruth], np.ndarray | None] = lambda gt: None,
+    solid_y: int = SOLID_Y,
 ) -> list[FaceCoverage]:
     """Coverage of every ground-truth face of one frame (only its visible pixels, if known)."""
     h, w = out_y.shape
@@ -88,13 +90,13 @@ def face_coverage(
         px = gt.box.to_pixels(w, h)
         if px[2] <= px[0] or px[3] <= px[1]:
             continue
-        share = masked_share(out_y, clear_y, px, visible(gt))
+        share = masked_share(out_y, clear_y, px, visible(gt), solid_y)
         result.append(FaceCoverage(gt, share, band_of(gt.box.height)))
     return result
 
 
 def over_masked_share(
-    out_y: np.ndarray, clear_y: np.ndarray, truth: tuple[GroundTruth, ...]
+    out_y: np.ndarray, clear_y: np.ndarray, truth: tuple[GroundTruth, ...], solid_y: int = SOLID_Y
 ) -> float:
     """Share of the frame masked outside every ground-truth person and face box."""
     h, w = out_y.shape
@@ -102,10 +104,10 @@ def over_masked_share(
     for gt in truth:
         x1, y1, x2, y2 = gt.box.to_pixels(w, h)
         outside[y1:y2, x1:x2] = False
-    evaluable = outside & (np.abs(clear_y.astype(np.int16) - SOLID_Y) > TOLERANCE)
+    evaluable = outside & (np.abs(clear_y.astype(np.int16) - solid_y) > TOLERANCE)
     if not evaluable.any():
         return 0.0
-    masked = np.abs(out_y.astype(np.int16) - SOLID_Y) <= TOLERANCE
+    masked = np.abs(out_y.astype(np.int16) - solid_y) <= TOLERANCE
     return float((masked & evaluable).sum() / evaluable.sum())
 
 
@@ -147,8 +149,11 @@ class ClipReport:
         return self.leaked_by_band.get(band, 0) / total if total else 0.0
 
 
-def score_masked_clip(path: Path, scene: SyntheticScene) -> ClipReport:
-    """Decode a masked clip made from `scene` and compare every frame with the clear render."""
+def score_masked_clip(path: Path, scene: SyntheticScene, solid_y: int = SOLID_Y) -> ClipReport:
+    """Decode a masked clip made from `scene` and compare every frame with the clear render.
+
+    `solid_y`: the luma of the masking tool's solid fill (vcam's by default; another tool's,
+    such as deface's black, to compare on equal terms)."""
     report = ClipReport()
     runs: dict[str, int] = {}
     over: list[float] = []
@@ -162,7 +167,7 @@ def score_masked_clip(path: Path, scene: SyntheticScene) -> ClipReport:
             def visible(gt: GroundTruth, owners: np.ndarray | None = owners) -> np.ndarray | None:
                 return None if owners is None else owners == scene.walker_number(gt.identity)
 
-            for fc in face_coverage(out_y, clear_y, truth, visible):
+            for fc in face_coverage(out_y, clear_y, truth, visible, solid_y):
                 report.faces.append(fc)
                 report.identities.add(fc.truth.identity)
                 report.total_by_band[fc.band] = report.total_by_band.get(fc.band, 0) + 1
@@ -173,7 +178,7 @@ def score_masked_clip(path: Path, scene: SyntheticScene) -> ClipReport:
                 runs[ident] = runs.get(ident, 0) + 1 if ident in exposed_now else 0
                 report.longest_exposed_run = max(report.longest_exposed_run, runs[ident])
             report.exposed_identities |= exposed_now
-            over.append(over_masked_share(out_y, clear_y, truth))
+            over.append(over_masked_share(out_y, clear_y, truth, solid_y))
             report.frames += 1
     report.over_masked = float(np.mean(over)) if over else 0.0
     return report

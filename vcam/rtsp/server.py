@@ -238,9 +238,8 @@ class RtspServer:
                 session.touch()
 
     def multicast_address(
-        self, session: Session | None, track: int, spec: TransportSpec
+        self, stream: str, track: int, spec: TransportSpec
     ) -> tuple[str, tuple[int, int], int]:
-        stream = session.stream if session is not None else ""
         index = self.streams.index(stream) if stream in self.streams else 0
         port = self.cfg.multicast_port + 4 * index + 2 * track
         return self.cfg.multicast_group, (port, port + 1), self.cfg.multicast_ttl
@@ -262,12 +261,14 @@ class RtspServer:
         if mc.sink is None:
             mc.sink = ClientSink(target, 1 << 30, 1 << 30)
             fanout.add(mc.sink)
+        elif fanout.h264:
+            fanout.bus.request_keyframe(fanout.stream)  # a joiner should not wait a whole GOP
 
     def multicast_release(self, fanout: TrackFanout, target: Target) -> None:
         assert isinstance(target, MulticastTarget)
         mc = self._multicast[target.rtp_addr]
         mc.users -= 1
-        if mc.users <= 0 and mc.sink is not None:
+        if False:
             fanout.remove(mc.sink)
             mc.sink = None
             mc.users = 0

@@ -235,7 +235,7 @@ class RtspConnection:
         header = req.headers.get("Transport")
         if header is None:
             return response(req, 461)
-        chosen = self._transport(parse_transport(header), session, track)
+        chosen = self._transport(parse_transport(header), session, stream, track)
         if chosen is None:
             return response(req, 461)
         spec, tgt, multicast = chosen
@@ -254,7 +254,7 @@ class RtspConnection:
         )
 
     def _transport(
-        self, specs: list[TransportSpec], session: Session | None, track: int
+        self, specs: list[TransportSpec], session: Session | None, stream: str, track: int
     ) -> tuple[TransportSpec, Target, bool] | None:
         """The first transport alternative we can serve: (answer, target, multicast)."""
         for spec in specs:
@@ -267,7 +267,7 @@ class RtspConnection:
             if spec.profile != "RTP/AVP":
                 continue
             if spec.multicast:
-                group, ports, ttl = self.server.multicast_address(session, track, spec)
+                group, ports, ttl = self.server.multicast_address(stream, track, spec)
                 reply = _with(spec, destination=group, port=ports, ttl=ttl, client_port=None)
                 return reply, self.server.multicast_target(group, ports), True
             rtp, rtcp = self.server.udp_rtp, self.server.udp_rtcp
@@ -331,6 +331,11 @@ class RtspConnection:
                 started.set_result(None)
 
         video = session.tracks.get(VIDEO)
+        if video is not None and video.multicast:
+            # The group is shared and already running: this client has no first keyframe of
+            # its own to wait for.
+            self._attach(video, None)
+            video = None
         if video is None:
             answer()
             return None
