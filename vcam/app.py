@@ -26,10 +26,13 @@ def build_detectors(cfg: Config) -> list[Detector]:
     models_dir = Path(cfg.models_dir) if cfg.models_dir else MODELS_DIR
     classes = MODE_CLASSES[cfg.privacy.mode]
     detectors: list[Detector] = []
+    wanted = []
     if ObjectClass.FACE in classes:
-        detectors.append(create_detector(cfg.detectors.face, models_dir, "detectors.face"))
+        wanted.append(("detectors.face", cfg.detectors.face))
     if ObjectClass.PERSON in classes or cfg.privacy.person_heads:
-        detectors.append(create_detector(cfg.detectors.person, models_dir, "detectors.person"))
+        wanted.append(("detectors.person", cfg.detectors.person))
+    for key, dcfg in wanted:
+        detectors += [create_detector(dcfg, models_dir, key) for _ in range(dcfg.workers)]
     return detectors
 
 

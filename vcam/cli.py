@@ -44,6 +44,12 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--detector-size", type=_size, metavar="WxH", help="input size of both detectors"
     )
+    p.add_argument(
+        "--detector-workers",
+        type=int,
+        metavar="N",
+        help="face detector sessions taking frames in turn (2 uses both cores of a 2-core box)",
+    )
     p.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
 
 
@@ -98,6 +104,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
         "log_level": "log_level",
         "source": "source.uri",
         "audio": "output.audio",
+        "detector_workers": "detectors.face.workers",
         "rtsp_port": "rtsp.port",
         "bind": "rtsp.bind",
         "username": "auth.username",

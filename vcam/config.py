@@ -58,7 +58,8 @@ class DetectorConfig:
     input_width: int
     input_height: int
     threshold: float
-    threads: int = 1
+    threads: int = 1  # onnxruntime intra-op threads per session
+    workers: int = 1  # sessions taking frames in turn (each in its own thread)
     enabled: bool = True
 
 
@@ -88,7 +89,7 @@ class PrivacyConfig:
     hold_frames: int = 10  # a track keeps masking this many frames after its last detection
     stale_frames: int = 6  # a frame this many frames past the last good detection fails closed
     margin: float = 0.2  # widen every box by this share of its size on each side
-    deadline_ms: float = 1000.0  # a frame without a verdict by then is fully masked
+    deadline_ms: float = 1000.0  # live: a frame without a verdict by then is fully masked
     mosaic_cells: int = 8  # mosaic: cells across the box (block size relative to the box)
     zones: tuple[tuple[tuple[float, float], ...], ...] = ()  # static normalised polygons
     zone_style: MaskStyle = "solid"
@@ -301,6 +302,7 @@ def validate(cfg: Config) -> None:
         _check(32 <= d.input_height <= 4096, f"{key}.input_height", "must be in [32, 4096]")
         _check(0.0 < d.threshold < 1.0, f"{key}.threshold", "must be in (0, 1)")
         _check(1 <= d.threads <= 64, f"{key}.threads", "must be in [1, 64]")
+        _check(1 <= d.workers <= 16, f"{key}.workers", "must be in [1, 16]")
 
     p = cfg.privacy
     _check(p.detect_every >= 1, "privacy.detect_every", "must be >= 1")

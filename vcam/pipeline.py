@@ -26,7 +26,8 @@ from vcam.sources import Source
 log = logging.getLogger("vcam.pipeline")
 
 _INBOX = 8  # decoded clear frames waiting for the gate
-_MAX_INFLIGHT = 2  # detection jobs queued per pipeline: pipelining without unbounded latency
+_OFFLINE_DEADLINE_S = 120.0
+_MAX_QUEUED = 1  # detection jobs waiting beyond one per worker: pipelining, bounded latency
 
 
 class FrameSink(Protocol):
@@ -57,7 +58,9 @@ class Pipeline:
         self.source = source
         self.sinks = list(sinks)
         self.live = live
-        self.gate = PrivacyGate(cfg.privacy)
+        # Offline, nothing waits for the output: the deadline only guards against a hung
+        # detector, and a slow machine must not turn frames into fail-closed ones.
+        self.gate = PrivacyGate(cfg.privacy, deadline_s=None if live else _OFFLINE_DEADLINE_S)
         self.bank = DetectorBank(list(detectors))
         self._cond = threading.Condition()
         self._inbox: deque[SourceFrame] = deque()
@@ -173,7 +176,7 @@ class Pipeline:
                 gate.begin_epoch(sf)
                 self._last_submitted = None
             due = self._detection_due(sf)
-            if due and self.bank.inflight >= _MAX_INFLIGHT:
+            if due and self.bank.inflight >= self.bank.workers + _MAX_QUEUED:
                 head_deadline = gate.next_deadline()
                 if not self.live and (head_deadline is None or now < head_deadline):
                     break  # offline: wait for a detector rather than skip this frame

@@ -58,16 +58,30 @@ class DetectionJob:
 
 
 class DetectorBank:
-    """The active detectors, each behind its own worker thread."""
+    """The active detectors, each instance behind its own worker thread.
+
+    Several instances of one model (same name) are workers of one role and take jobs in turn:
+    two single-threaded sessions use two cores better than one session with two threads.
+    """
 
     def __init__(self, detectors: list[Detector]) -> None:
         self.detectors = detectors
+        roles: dict[str, list[int]] = {}
+        for i, det in enumerate(detectors):
+            roles.setdefault(det.name, []).append(i)
+        self._roles = list(roles.values())
         self._executors = [
             ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"vcam-det-{d.name}")
             for d in detectors
         ]
         self._lock = threading.Lock()
         self._inflight = 0
+        self._jobs = 0
+
+    @property
+    def workers(self) -> int:
+        """Jobs that can run at the same time."""
+        return min(len(r) for r in self._roles) if self._roles else 0
 
     @property
     def inflight(self) -> int:
@@ -75,17 +89,19 @@ class DetectorBank:
             return self._inflight
 
     def submit(self, sf: SourceFrame, on_done: Callable[[], None]) -> DetectionJob:
+        chosen = [role[self._jobs % len(role)] for role in self._roles]
+        self._jobs += 1
         # Convert in the caller's thread, once per input size: PyAV frames are not shared with
         # worker threads, so the gate may later mask the frame in place without a race.
         inputs: dict[tuple[int, int], np.ndarray] = {}
-        for det in self.detectors:
-            if det.input_size not in inputs:
-                w, h = det.input_size
-                inputs[det.input_size] = sf.frame.to_ndarray(format="rgb24", width=w, height=h)
+        for i in chosen:
+            size = self.detectors[i].input_size
+            if size not in inputs:
+                inputs[size] = sf.frame.to_ndarray(format="rgb24", width=size[0], height=size[1])
         futures: list[Future[DetectorResult]] = []
         with self._lock:
             self._inflight += 1
-        remaining = [len(self.detectors)]
+        remaining = [len(chosen)]
 
         def finished(_f: Future[DetectorResult]) -> None:
             with self._lock:
@@ -94,8 +110,9 @@ class DetectorBank:
                     self._inflight -= 1
             on_done()
 
-        for det, ex in zip(self.detectors, self._executors, strict=True):
-            fut = ex.submit(_run, det, inputs[det.input_size], sf.width, sf.height)
+        for i in chosen:
+            det = self.detectors[i]
+            fut = self._executors[i].submit(_run, det, inputs[det.input_size], sf.width, sf.height)
             fut.add_done_callback(finished)
             futures.append(fut)
         return DetectionJob(sf.index, futures)

@@ -59,8 +59,10 @@ class _Result:
 class PrivacyGate:
     """Holds frames until their verdict is known; turns them into MaskedFrames."""
 
-    def __init__(self, cfg: PrivacyConfig, seed: int = 0) -> None:
+    def __init__(self, cfg: PrivacyConfig, seed: int = 0, deadline_s: float | None = None) -> None:
         self.cfg = cfg
+        # How long a frame may wait for its verdict before it is fully masked.
+        self.deadline_s = cfg.deadline_ms / 1000.0 if deadline_s is None else deadline_s
         self.classes = MODE_CLASSES[cfg.mode]
         self.tracker = Tracker(cfg.hold_frames, cfg.margin)
         self.stats = GateStats()
@@ -91,7 +93,7 @@ class PrivacyGate:
 
     def add(self, sf: SourceFrame, job: DetectionJob | None, now: float | None = None) -> None:
         now = time.monotonic() if now is None else now
-        self._pending.append(_Pending(sf, now + self.cfg.deadline_ms / 1000.0, job))
+        self._pending.append(_Pending(sf, now + self.deadline_s, job))
         if job is not None:
             self._unfed.append(job)
         self.stats.frames_in += 1

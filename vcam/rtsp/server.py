@@ -268,7 +268,7 @@ class RtspServer:
         assert isinstance(target, MulticastTarget)
         mc = self._multicast[target.rtp_addr]
         mc.users -= 1
-        if False:
+        if mc.users <= 0 and mc.sink is not None:
             fanout.remove(mc.sink)
             mc.sink = None
             mc.users = 0
