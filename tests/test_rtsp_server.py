@@ -35,6 +35,7 @@ from .xsd import onvif_schema
 ROOT = Path(__file__).resolve().parents[1]
 USER, PASSWORD = "admin", "rtsp-test-pw"
 SCENE = SyntheticConfig(width=640, height=360, fps=15.0, stamp=True)
+SERVER_LOG: list[str] = []  # the server's stdout (status lines every second)
 
 
 def free_port() -> int:
@@ -75,7 +76,18 @@ gop = 15
 """
     )
     proc = subprocess.Popen(
-        [sys.executable, "-m", "vcam", "serve", "--config", str(cfg), "--data-dir", str(tmp)],
+        [
+            sys.executable,
+            "-m",
+            "vcam",
+            "serve",
+            "--config",
+            str(cfg),
+            "--data-dir",
+            str(tmp),
+            "--status-every",
+            "1",
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -91,7 +103,8 @@ gop = 15
         if "RTSP: rtsp://" in line or not line:
             break
     assert any(f"RTSP: rtsp://127.0.0.1:{port}/main" in ln for ln in lines), "".join(lines)
-    threading.Thread(target=lambda: [None for _ in proc.stdout], daemon=True).start()  # type: ignore[union-attr]
+    stdout = proc.stdout
+    threading.Thread(target=lambda: SERVER_LOG.extend(stdout), daemon=True).start()
     try:
         yield "127.0.0.1", port
     finally:
@@ -301,3 +314,15 @@ def test_a_client_that_stops_reading_never_delays_the_others(server: tuple[str, 
     finally:
         for c in [stalled, *healthy]:
             c.close()
+    # The server counted the stalled client's drops (and disconnected it after 3 overflows).
+    end = time.monotonic() + 5
+    while time.monotonic() < end:
+        counts = [
+            re.search(r"(\d+) dropped to slow clients, (\d+) disconnected", ln) for ln in SERVER_LOG
+        ]
+        last = [m for m in counts if m]
+        if last and int(last[-1].group(1)) > 0 and int(last[-1].group(2)) >= 1:
+            break
+        time.sleep(0.5)
+    else:
+        raise AssertionError("no drops counted: " + "".join(SERVER_LOG[-5:]))

@@ -205,6 +205,8 @@ async def _serve(cfg: Config, args: argparse.Namespace) -> int:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), wait)
             print(camera.status_line(), flush=True)
+            if rtsp is not None:
+                print("  " + rtsp.stats().line(), flush=True)
             if camera.pipeline.error:
                 print(f"vcam: error: {camera.pipeline.error}", file=sys.stderr)
                 return 1

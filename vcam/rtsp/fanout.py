@@ -137,10 +137,12 @@ class ClientSink:
             return
         if self.target.backlog() > self.limit:
             self.dropped += 1
-            if not self.waiting:
+            if batch.keyframe or not self.waiting:
+                # It fell behind, or could not even take the keyframe it was waiting for.
                 self.overflows += 1
+                if not self.waiting:
+                    log.info("client too slow: dropping until the next keyframe")
                 self.waiting = True
-                log.info("client too slow: dropping until the next keyframe")
                 if self.overflows >= self.max_overflows:
                     log.warning("client overflowed %d times: disconnecting", self.overflows)
                     self.closed = True

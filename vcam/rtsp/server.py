@@ -88,6 +88,22 @@ class MulticastTarget:
         self.sock.close()
 
 
+@dataclass(frozen=True)
+class RtspStats:
+    connections: int
+    sessions: int
+    playing: int
+    dropped: int  # batches not sent to slow clients (they resumed at the next keyframe)
+    disconnected_slow: int  # clients dropped for overflowing too often
+
+    def line(self) -> str:
+        return (
+            f"rtsp: {self.connections} connections, {self.playing}/{self.sessions} sessions "
+            f"playing, {self.dropped} dropped to slow clients, "
+            f"{self.disconnected_slow} disconnected"
+        )
+
+
 @dataclass
 class _Multicast:
     target: MulticastTarget
@@ -134,6 +150,8 @@ class RtspServer:
         self._server: asyncio.Server | None = None
         self._sweeper: asyncio.Task[None] | None = None
         self.connections = 0
+        self._dropped_gone = 0
+        self._disconnected_slow = 0
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -206,6 +224,22 @@ class RtspServer:
         for mc in self._multicast.values():
             mc.target.close()
 
+    def stats(self) -> RtspStats:
+        sinks = [sink for f in set(self._fanouts.values()) for sink in f.sinks]
+        return RtspStats(
+            connections=self.connections,
+            sessions=len(self.sessions),
+            playing=sum(s.playing for s in self.sessions.values()),
+            dropped=sum(sink.dropped for sink in sinks) + self._dropped_gone,
+            disconnected_slow=self._disconnected_slow,
+        )
+
+    def sink_gone(self, sink: ClientSink) -> None:
+        """Keep a removed sink's counters in the totals."""
+        self._dropped_gone += sink.dropped
+        if sink.closed:
+            self._disconnected_slow += 1
+
     def urls(self, host: str) -> list[str]:
         return [f"rtsp://{host}:{self.port}/{s}" for s in self.streams]
 
@@ -222,6 +256,7 @@ class RtspServer:
                     self.multicast_release(setup.fanout, setup.target)
             elif setup.sink is not None:
                 setup.fanout.remove(setup.sink)
+                self.sink_gone(setup.sink)
                 setup.sink = None
         session.playing = False
 
@@ -321,6 +356,13 @@ class RtspProtocol(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            # A bounded kernel buffer per client: a stalled client shows up in our own backlog
+            # (and drops to the next keyframe) after a fraction of a second, not after the
+            # megabytes that loopback autotuning would otherwise absorb.
+            size = max(64 * 1024, self.server.cfg.client_buffer_kb * 1024 // 4)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, size)
         self.channel = TcpChannel(transport)
         self.server.connections += 1
         if self.server.connections > MAX_CONNECTIONS:
