@@ -212,3 +212,21 @@ def test_static_zone_composes_with_dynamic_masks(style: str) -> None:
         assert np.ptp(y[H * 3 // 4 + 1 :]) == 0  # the zone is flat
         assert not np.array_equal(y[19:58, 32:96], original[19:58, 32:96])  # the face is masked
         assert np.array_equal(y[80:120, 200:300], original[80:120, 200:300])  # the rest is clear
+
+
+def test_bank_spreads_jobs_over_workers_and_runs_slow_classes_every_nth() -> None:
+    face_a, face_b = ScriptedDetector(None), ScriptedDetector(None)
+    person = ScriptedDetector(None)
+    person.cls = ObjectClass.PERSON
+    bank = DetectorBank([face_a, face_b, person], {ObjectClass.PERSON: 2})
+    try:
+        assert bank.workers == 1  # the single person worker bounds parallel jobs
+        jobs = [bank.submit(source_frame(i), lambda: None) for i in range(6)]
+        end = time.monotonic() + 5
+        while not all(j.done for j in jobs) and time.monotonic() < end:
+            time.sleep(0.01)
+        assert all(j.ok for j in jobs)
+        assert (face_a.calls, face_b.calls, person.calls) == (3, 3, 3)
+        assert [len(j.futures) for j in jobs] == [2, 1, 2, 1, 2, 1]
+    finally:
+        bank.close()

@@ -60,6 +60,7 @@ class DetectorConfig:
     threshold: float
     threads: int = 1  # onnxruntime intra-op threads per session
     workers: int = 1  # sessions taking frames in turn (each in its own thread)
+    every: int = 1  # run on every Nth detection only; the tracker holds its boxes in between
     enabled: bool = True
 
 
@@ -303,6 +304,11 @@ def validate(cfg: Config) -> None:
         _check(0.0 < d.threshold < 1.0, f"{key}.threshold", "must be in (0, 1)")
         _check(1 <= d.threads <= 64, f"{key}.threads", "must be in [1, 64]")
         _check(1 <= d.workers <= 16, f"{key}.workers", "must be in [1, 16]")
+        _check(
+            1 <= d.every <= cfg.privacy.hold_frames,
+            f"{key}.every",
+            "must be in [1, privacy.hold_frames], or its boxes would lapse between runs",
+        )
 
     p = cfg.privacy
     _check(p.detect_every >= 1, "privacy.detect_every", "must be >= 1")

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from vcam.config import Config
-from vcam.media.types import MaskedFrame, SourceFrame
+from vcam.media.types import MaskedFrame, ObjectClass, SourceFrame
 from vcam.privacy.detection import DetectorBank
 from vcam.privacy.detectors import Detector
 from vcam.privacy.gate import GateStats, PrivacyGate
@@ -61,7 +61,11 @@ class Pipeline:
         # Offline, nothing waits for the output: the deadline only guards against a hung
         # detector, and a slow machine must not turn frames into fail-closed ones.
         self.gate = PrivacyGate(cfg.privacy, deadline_s=None if live else _OFFLINE_DEADLINE_S)
-        self.bank = DetectorBank(list(detectors))
+        every = {
+            ObjectClass.FACE: cfg.detectors.face.every,
+            ObjectClass.PERSON: cfg.detectors.person.every,
+        }
+        self.bank = DetectorBank(list(detectors), every)
         self._cond = threading.Condition()
         self._inbox: deque[SourceFrame] = deque()
         self._source_done = False

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from vcam.media.types import SourceFrame
+from vcam.media.types import ObjectClass, SourceFrame
 from vcam.privacy.detectors import Detector
 from vcam.privacy.tracker import PixelDetection
 
@@ -60,15 +60,18 @@ class DetectionJob:
 class DetectorBank:
     """The active detectors, each instance behind its own worker thread.
 
-    Several instances of one model (same name) are workers of one role and take jobs in turn:
+    Several instances for one class (face, person) are workers of one role and take jobs in turn:
     two single-threaded sessions use two cores better than one session with two threads.
     """
 
-    def __init__(self, detectors: list[Detector]) -> None:
+    def __init__(
+        self, detectors: list[Detector], every: dict[ObjectClass, int] | None = None
+    ) -> None:
         self.detectors = detectors
-        roles: dict[str, list[int]] = {}
+        self._every = every or {}  # run the detectors of a class on every Nth job only
+        roles: dict[ObjectClass, list[int]] = {}
         for i, det in enumerate(detectors):
-            roles.setdefault(det.name, []).append(i)
+            roles.setdefault(det.cls, []).append(i)
         self._roles = list(roles.values())
         self._executors = [
             ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"vcam-det-{d.name}")
@@ -89,8 +92,13 @@ class DetectorBank:
             return self._inflight
 
     def submit(self, sf: SourceFrame, on_done: Callable[[], None]) -> DetectionJob:
-        chosen = [role[self._jobs % len(role)] for role in self._roles]
+        n = self._jobs
         self._jobs += 1
+        chosen = [
+            role[(n // self._every.get(self.detectors[role[0]].cls, 1)) % len(role)]
+            for role in self._roles
+            if n % self._every.get(self.detectors[role[0]].cls, 1) == 0
+        ]
         # Convert in the caller's thread, once per input size: PyAV frames are not shared with
         # worker threads, so the gate may later mask the frame in place without a race.
         inputs: dict[tuple[int, int], np.ndarray] = {}
