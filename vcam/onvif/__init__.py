@@ -1,0 +1,1 @@
+"""ONVIF device services."""
