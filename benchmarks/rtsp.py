@@ -102,6 +102,8 @@ def config_text(
         lines += ["[detectors.face]", f"input_width = {CHEAP_DET[0]}"]
         lines += [f"input_height = {CHEAP_DET[1]}"]
     lines += ["[rtsp]", 'bind = "127.0.0.1"', f"port = {port}"]
+    # Loopback only: no HTTP server on all interfaces, no WS-Discovery multicast.
+    lines += ["[web]", 'bind = "127.0.0.1"', "port = 0", "[onvif]", "discovery = false"]
     return "\n".join(lines) + "\n"
 
 

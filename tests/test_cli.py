@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+# Servers on loopback only (WS-Discovery then joins no multicast group), on free ports.
+LOOPBACK = ("--bind", "127.0.0.1", "--http-port", "0", "--rtsp-port", "0")
 
 
 def vcam(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
@@ -61,12 +63,12 @@ def test_mask_output_where_nobody_may_write() -> None:
 def test_bad_config_names_the_key(tmp_path: Path) -> None:
     cfg = tmp_path / "c.toml"
     cfg.write_text('[privacy]\nstyle = "pixels"\n')
-    proc = vcam("serve", "--config", str(cfg), "--duration", "1")
+    proc = vcam("serve", "--config", str(cfg), "--duration", "1", *LOOPBACK)
     assert_one_line_error(proc, "privacy.style")
 
 
 def test_serve_with_a_missing_v4l2_device() -> None:
-    proc = vcam("serve", "--source", "/dev/video9", "--duration", "1")
+    proc = vcam("serve", "--source", "/dev/video9", "--duration", "1", *LOOPBACK)
     assert_one_line_error(proc, "/dev/video9")
 
 
@@ -78,8 +80,8 @@ def test_rtsp_port_in_use_is_a_clear_error(tmp_path: Path) -> None:
         taken.listen()
         port = str(taken.getsockname()[1])
         proc = vcam(
-            "serve", "--rtsp-port", port, "--bind", "127.0.0.1", "--duration", "1",
-            "--data-dir", str(tmp_path),
+            "serve", "--bind", "127.0.0.1", "--http-port", "0", "--rtsp-port", port,
+            "--duration", "1", "--data-dir", str(tmp_path),
         )  # fmt: skip
     assert_one_line_error(proc, "rtsp.port", port)
 
@@ -96,7 +98,7 @@ def test_serve_with_no_arguments_masks_the_demo(tmp_path: Path) -> None:
     rec = tmp_path / "main.h264"
     proc = vcam(
         "serve", "--duration", "6", "--status-every", "2", "--record", str(rec),
-        "--rtsp-port", "0", "--data-dir", str(tmp_path),
+        "--data-dir", str(tmp_path), *LOOPBACK,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert "serving file" in proc.stdout and "demo.mp4" in proc.stdout

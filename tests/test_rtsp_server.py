@@ -60,6 +60,11 @@ fps = {SCENE.fps}
 stamp = true
 [privacy]
 style = "solid"
+[web]
+bind = "127.0.0.1"
+port = 0
+[onvif]
+discovery = false
 [rtsp]
 bind = "127.0.0.1"
 port = {port}

@@ -63,6 +63,11 @@ height = 360
 fps = 10.0
 [privacy]
 style = "solid"
+[web]
+bind = "127.0.0.1"
+port = 0
+[onvif]
+discovery = false
 [rtsp]
 bind = "{HOST}"
 port = {port}

@@ -17,6 +17,7 @@ from vcam.pipeline import Pipeline, PipelineStats
 from vcam.privacy.detectors import Detector, create_detector
 from vcam.privacy.gate import MODE_CLASSES
 from vcam.sources import Source, open_source
+from vcam.web.snapshot import LatestFrame
 
 log = logging.getLogger("vcam.app")
 
@@ -49,8 +50,13 @@ class Camera:
         ]
         # Tracks only (boxes, ids, classes): the metadata stream never carries image data.
         self.metadata = MetadataSink(self.bus)
+        self.latest = LatestFrame()  # snapshots: the last masked frame
         self.pipeline = Pipeline(
-            cfg, self.source, self.detectors, [*self.encoders, self.metadata], live=True
+            cfg,
+            self.source,
+            self.detectors,
+            [*self.encoders, self.metadata, self.latest],
+            live=True,
         )
 
     def start(self) -> None:
@@ -63,6 +69,14 @@ class Camera:
             log.warning("pipeline threads still running after %.1f s", timeout)
         for enc in self.encoders:
             enc.close()
+
+    def source_size(self) -> tuple[int, int]:
+        """The source's frame size: known at open for files and devices, at the first frame
+        for network sources (0x0 until then)."""
+        masked = self.latest.last
+        if masked is not None:
+            return masked.frame.width, masked.frame.height
+        return int(getattr(self.source, "width", 0)), int(getattr(self.source, "height", 0))
 
     def stats(self) -> PipelineStats:
         return self.pipeline.stats()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import signal
@@ -20,9 +21,13 @@ from vcam.config import Config, load_config
 from vcam.errors import ConfigError, VcamError
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable
+
     from vcam.app import Camera
+    from vcam.auth.users import UserStore
     from vcam.media.recorder import AnnexBRecorder
     from vcam.rtsp.server import RtspServer
+    from vcam.web.server import WebServer
 
 EXIT_USAGE = 2  # bad input: missing file, not a video, unwritable output, bad config
 
@@ -68,6 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--duration", type=float, metavar="S", help="stop after S seconds")
     serve.add_argument("--rtsp-port", type=int, metavar="N", help="RTSP port (default 8554)")
+    serve.add_argument("--http-port", type=int, metavar="N", help="ONVIF/HTTP port (default 8080)")
     serve.add_argument("--bind", metavar="ADDR", help="address the servers listen on")
     serve.add_argument("--username", help="administrator user name (default admin)")
     serve.add_argument(
@@ -106,7 +112,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
         "audio": "output.audio",
         "detector_workers": "detectors.face.workers",
         "rtsp_port": "rtsp.port",
-        "bind": "rtsp.bind",
+        "http_port": "web.port",
         "username": "auth.username",
         "password": "auth.password",
     }
@@ -114,6 +120,8 @@ def config_from_args(args: argparse.Namespace) -> Config:
         value = getattr(args, flag, None)
         if value is not None:
             overrides[key] = value
+    if getattr(args, "bind", None) is not None:
+        overrides["rtsp.bind"] = overrides["web.bind"] = args.bind
     if getattr(args, "data_dir", None) is not None:
         overrides["data_dir"] = str(args.data_dir)
     if "auth.password" not in overrides and os.environ.get("VCAM_PASSWORD"):
@@ -158,21 +166,22 @@ async def _serve(cfg: Config, args: argparse.Namespace) -> int:
     from vcam.auth.users import User, UserLevel, UserStore
     from vcam.datadir import admin_password
     from vcam.media.recorder import AnnexBRecorder
+    from vcam.onvif.stack import build_discovery, build_web, device_model
     from vcam.rtsp.server import RtspServer
 
     password, password_file = admin_password(cfg)
     users = UserStore()
     users.add(User(cfg.auth.username, password, UserLevel.ADMINISTRATOR))
+    digest = DigestAuth(users, cfg.auth.realm)  # one credential check for RTSP and HTTP
     camera = Camera(cfg)
     host = _advertised_host(cfg.rtsp.bind)
     rtsp = None
     if cfg.rtsp.enabled:
-        auth = DigestAuth(users, cfg.auth.realm) if cfg.rtsp.require_auth else None
         rtsp = RtspServer(
             cfg.rtsp,
             camera.bus,
             [s.name for s in cfg.output.streams],
-            auth=auth,
+            auth=digest if cfg.rtsp.require_auth else None,
             fps=camera.source.fps,
             advertised_host=host,
         )
@@ -184,17 +193,25 @@ async def _serve(cfg: Config, args: argparse.Namespace) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     if rtsp is not None:
-        try:
-            await rtsp.start()
-        except OSError as exc:
-            raise ConfigError(
-                "rtsp.port", f"cannot listen on {cfg.rtsp.bind}:{cfg.rtsp.port}: {exc.strerror}"
-            ) from None
+        await _listen(rtsp.start(), "rtsp.port", cfg.rtsp.bind, cfg.rtsp.port)
+    web = discovery = None
+    if cfg.web.enabled:
+        model = device_model(
+            cfg, users, camera.source_size(), camera.source.fps, cfg.web.port,
+            rtsp.port if rtsp is not None else 0,
+        )  # fmt: skip
+        web = build_web(cfg, model, users, digest, camera.latest)
+        await _listen(web.start(), "web.port", cfg.web.bind, cfg.web.port)
+        web.onvif.model = dataclasses.replace(model, http_port=web.port)
+        if cfg.onvif.discovery:
+            discovery = build_discovery(cfg, web.onvif.model, web.port)
+            await _listen(discovery.start(), "onvif.discovery_port", cfg.web.bind,
+                          cfg.onvif.discovery_port)  # fmt: skip
     camera.start()
     try:
         if recorder is not None:
             recorder.start()
-        _print_banner(cfg, camera, rtsp, host, password, password_file, recorder)
+        _print_banner(cfg, camera, rtsp, web, host, password, password_file, recorder)
         started = time.monotonic()
         while not stop.is_set():
             wait = args.status_every
@@ -207,10 +224,16 @@ async def _serve(cfg: Config, args: argparse.Namespace) -> int:
             print(camera.status_line(), flush=True)
             if rtsp is not None:
                 print("  " + rtsp.stats().line(), flush=True)
+            if web is not None and web.onvif.model.streams:
+                _follow_source_size(web, camera, cfg, users)
             if camera.pipeline.error:
                 print(f"vcam: error: {camera.pipeline.error}", file=sys.stderr)
                 return 1
     finally:
+        if discovery is not None:
+            await discovery.stop()
+        if web is not None:
+            await web.stop()
         if rtsp is not None:
             await rtsp.stop()
         await asyncio.to_thread(camera.stop)
@@ -218,6 +241,24 @@ async def _serve(cfg: Config, args: argparse.Namespace) -> int:
             recorder.stop()
     print(camera.status_line())
     return 0
+
+
+async def _listen(start: Awaitable[None], key: str, bind: str, port: int) -> None:
+    try:
+        await start
+    except OSError as exc:
+        raise ConfigError(key, f"cannot listen on {bind}:{port}: {exc.strerror}") from None
+
+
+def _follow_source_size(web: WebServer, camera: Camera, cfg: Config, users: UserStore) -> None:
+    """A network source's size is known at its first frame: let ONVIF describe it then."""
+    from vcam.onvif.stack import device_model
+
+    size = camera.source_size()
+    model = web.onvif.model
+    if size != (0, 0) and any(s.width == 0 for s in model.streams):
+        fresh = device_model(cfg, users, size, camera.source.fps, model.http_port, model.rtsp_port)
+        web.onvif.model = fresh
 
 
 def _advertised_host(bind: str) -> str:
@@ -234,6 +275,7 @@ def _print_banner(
     cfg: Config,
     camera: Camera,
     rtsp: RtspServer | None,
+    web: WebServer | None,
     host: str,
     password: str,
     password_file: Path | None,
@@ -250,6 +292,10 @@ def _print_banner(
             print(f"  RTSP: {url}")
         if rtsp.auth is None:
             print("  RTSP authentication is off (rtsp.require_auth = false)")
+    if web is not None:
+        print(f"  ONVIF: http://{host}:{web.port}/onvif/device_service")
+        for name in web.stream_sizes:
+            print(f"  snapshot: http://{host}:{web.port}/snapshot/{name}.jpg")
     where = f" (generated, kept in {password_file})" if password_file else ""
     print(f"  user {cfg.auth.username!r}, password {password!r}{where}")
     if recorder is not None:

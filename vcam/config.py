@@ -140,6 +140,21 @@ class RtspConfig:
 
 
 @dataclass(frozen=True)
+class WebConfig:
+    enabled: bool = True
+    bind: str = "0.0.0.0"
+    port: int = 8080  # ONVIF at /onvif/device_service, snapshots at /snapshot/<stream>.jpg
+
+
+@dataclass(frozen=True)
+class OnvifConfig:
+    name: str = "vcam"  # the onvif://www.onvif.org/name/ scope
+    location: str = ""
+    discovery: bool = True  # WS-Discovery responder (UDP 3702, multicast 239.255.255.250)
+    discovery_port: int = 3702
+
+
+@dataclass(frozen=True)
 class AuthConfig:
     username: str = "admin"
     # "": a random password is generated at the first start and kept in data_dir
@@ -154,6 +169,8 @@ class Config:
     privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
     rtsp: RtspConfig = field(default_factory=RtspConfig)
+    web: WebConfig = field(default_factory=WebConfig)
+    onvif: OnvifConfig = field(default_factory=OnvifConfig)
     auth: AuthConfig = field(default_factory=AuthConfig)
     models_dir: str = ""  # "": the repository's models/ folder
     data_dir: str = ""  # "": $XDG_DATA_HOME/vcam or ~/.local/share/vcam
@@ -394,6 +411,14 @@ def validate(cfg: Config) -> None:
     )
     _check(1 <= r.multicast_ttl <= 255, "rtsp.multicast_ttl", "must be in [1, 255]")
     _check(0.5 <= r.rtcp_interval_s <= 60, "rtsp.rtcp_interval_s", "must be in [0.5, 60]")
+
+    w = cfg.web
+    _check(0 <= w.port <= 65535, "web.port", "must be in [0, 65535] (0: any free port)")
+    _check(_is_ip(w.bind), "web.bind", f"not an IP address: {w.bind!r}")
+    _check(w.port == 0 or w.port != r.port or w.bind != r.bind, "web.port", "same as rtsp.port")
+    v = cfg.onvif
+    _check(bool(v.name) and v.name.isprintable(), "onvif.name", "must be printable, non-empty")
+    _check(0 <= v.discovery_port <= 65535, "onvif.discovery_port", "must be in [0, 65535]")
 
     a = cfg.auth
     try:  # one rule for names and passwords: the user store's

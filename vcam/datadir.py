@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import uuid
 from pathlib import Path
 
 from vcam.config import Config
@@ -45,3 +46,29 @@ def admin_password(cfg: Config) -> tuple[str, Path | None]:
             "data_dir", f"cannot keep the generated password in {path}: {exc}"
         ) from None
     return password, path
+
+
+DEVICE_ID_FILE = "device-id"
+
+
+def device_id(cfg: Config) -> uuid.UUID:
+    """This camera's identity (WS-Discovery endpoint, serial, MAC), made once and kept."""
+    path = data_dir(cfg) / DEVICE_ID_FILE
+    try:
+        if path.exists():
+            return uuid.UUID(path.read_text().strip())
+    except ValueError:
+        pass  # a damaged file: make a new identity rather than refuse to start
+    ident = uuid.uuid4()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        path.write_text(f"{ident}\n")
+    except OSError as exc:
+        raise ConfigError("data_dir", f"cannot keep the device id in {path}: {exc}") from None
+    return ident
+
+
+def mac_address(ident: uuid.UUID) -> str:
+    """A stable, locally administered unicast MAC derived from the device id."""
+    raw = bytes([0x02]) + ident.bytes[:5]
+    return ":".join(f"{b:02x}" for b in raw)

@@ -316,6 +316,7 @@ class SyntheticSource:
         self.fps = float(cfg.fps)
         self.realtime = realtime
         self.stamp = cfg.stamp
+        self.width, self.height = cfg.width, cfg.height
         self.description = f"synthetic {cfg.width}x{cfg.height}@{cfg.fps:g} seed={cfg.seed}"
 
     def frames(self, stop: threading.Event) -> Iterator[SourceFrame]:

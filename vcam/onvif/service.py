@@ -1,0 +1,28 @@
+"""The calling convention between the HTTP layer and the ONVIF operation handlers."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TypeAlias
+
+from vcam.auth.users import User
+from vcam.onvif.model import DeviceModel
+from vcam.onvif.soap import Dispatcher, Element
+
+
+@dataclass(frozen=True)
+class OnvifRequest:
+    body: Element  # the request's body element (the operation)
+    host: str  # the request's Host header, "addr:port": XAddrs and URIs are built from it
+    user: User | None  # None for pre-auth operations called without credentials
+    model: DeviceModel
+
+    def url(self, scheme: str, port: int, path: str) -> str:
+        """An absolute URL on the address the client used to reach us."""
+        name = self.host.rsplit(":", 1)[0] if not self.host.endswith("]") else self.host
+        return f"{scheme}://{name}:{port}{path}"
+
+
+Handler: TypeAlias = Callable[[OnvifRequest], list[Element]]
+OnvifDispatcher: TypeAlias = Dispatcher[Handler]

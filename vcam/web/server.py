@@ -1,0 +1,70 @@
+"""The aiohttp server: ONVIF services at /onvif/<service>, the masked snapshot JPEG."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from aiohttp import web
+
+from vcam.auth.digest import DigestAuth
+from vcam.web.onvif_http import MAX_BODY, OnvifEndpoint
+from vcam.web.snapshot import LatestFrame
+
+log = logging.getLogger("vcam.web")
+
+
+class WebServer:
+    def __init__(
+        self,
+        bind: str,
+        port: int,
+        onvif: OnvifEndpoint,
+        latest: LatestFrame,
+        digest: DigestAuth,
+        stream_sizes: dict[str, tuple[int, int]],
+    ) -> None:
+        self.bind = bind
+        self.port = port
+        self.onvif = onvif
+        self.latest = latest
+        self.digest = digest
+        self.stream_sizes = stream_sizes
+        # aiohttp refuses bigger bodies with 413 before a handler runs.
+        self.app = web.Application(client_max_size=MAX_BODY)
+        self.app.router.add_post("/onvif/{service:[A-Za-z0-9_]+}", self.onvif.handle)
+        self.app.router.add_get("/snapshot/{stream}.jpg", self.snapshot)
+        self._runner: web.AppRunner | None = None
+
+    async def start(self) -> None:
+        self._runner = web.AppRunner(self.app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.bind, self.port, reuse_address=True)
+        await site.start()
+        server = site._server  # the bound port when 0 was asked for
+        if server is not None and server.sockets:  # type: ignore[attr-defined]
+            self.port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
+        log.info("HTTP server on %s:%d", self.bind, self.port)
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    async def snapshot(self, request: web.Request) -> web.Response:
+        result = self.digest.verify(
+            "GET", request.headers.get("Authorization"), request.remote or ""
+        )
+        if not result.ok:
+            return web.Response(
+                status=401,
+                headers={"WWW-Authenticate": ", ".join(self.digest.challenge(stale=result.stale))},
+            )
+        size = self.stream_sizes.get(request.match_info["stream"])
+        if size is None:
+            raise web.HTTPNotFound()
+        data = await asyncio.to_thread(self.latest.jpeg, *size)
+        if data is None:
+            return web.Response(status=503, headers={"Retry-After": "1"})
+        return web.Response(
+            body=data, content_type="image/jpeg", headers={"Cache-Control": "no-store"}
+        )
