@@ -13,32 +13,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from lxml import etree
-
 from vcam.auth.users import MAX_PASSWORD, MAX_USERNAME
 from vcam.onvif import faults, media
 from vcam.onvif.discovery import default_scopes
 from vcam.onvif.faults import SoapFault
 from vcam.onvif.model import DeviceModel
-from vcam.onvif.service import Handler, OnvifDispatcher, OnvifRequest
+from vcam.onvif.service import Handler, OnvifDispatcher, OnvifRequest, arg_texts, xs_bool
 from vcam.onvif.soap import NSMAP, TDS, TT, AccessClass, Element, qname
 
 DEVICE_VERSION = (26, 6)  # the devicemgmt.wsdl served from wsdl/
 WSDL_URL = "http://www.onvif.org/Documents/Specifications.html"
 _A = AccessClass
-
-
-def _b(value: bool) -> str:
-    return "true" if value else "false"
-
-
-def _arg(body: Element, local: str) -> list[str]:
-    """The texts of the request's children named `local` (any namespace prefix or none)."""
-    return [
-        (c.text or "").strip()
-        for c in body
-        if isinstance(c.tag, str) and etree.QName(c).localname == local
-    ]
 
 
 def _version(major_minor: tuple[int, int]) -> list[Element]:
@@ -84,12 +69,12 @@ def device_capabilities(model: DeviceModel) -> Element:
         "HttpSystemLogging": False,
         "HttpSupportInformation": False,
     }
-    attrs = {k: _b(v) for k, v in security.items()}
+    attrs = {k: xs_bool(v) for k, v in security.items()}
     attrs |= {"MaxUserNameLength": str(MAX_USERNAME), "MaxPasswordLength": str(MAX_PASSWORD)}
     return TDS.Capabilities(
-        TDS.Network({k: _b(v) for k, v in network.items()}, NTP="0"),
+        TDS.Network({k: xs_bool(v) for k, v in network.items()}, NTP="0"),
         TDS.Security(attrs),
-        TDS.System({k: _b(v) for k, v in system.items()}),
+        TDS.System({k: xs_bool(v) for k, v in system.items()}),
     )
 
 
@@ -104,7 +89,7 @@ def _legacy_device(req: OnvifRequest, xaddr: str) -> Element:
         TT.XAddr(xaddr),
         TT.Network(*[TT(name, "false") for name in flags]),
         TT.System(
-            *[TT(name, _b(name == "DiscoveryBye")) for name in system],
+            *[TT(name, xs_bool(name == "DiscoveryBye")) for name in system],
             TT.SupportedVersions(*_version(DEVICE_VERSION)),
         ),
         TT.Security(*[TT(name, "false") for name in security]),
@@ -161,7 +146,7 @@ def _bool_arg(value: str, name: str) -> bool:
 
 
 def get_services(req: OnvifRequest) -> list[Element]:
-    include = [_bool_arg(v, "IncludeCapability") for v in _arg(req.body, "IncludeCapability")]
+    include = [_bool_arg(v, "IncludeCapability") for v in arg_texts(req.body, "IncludeCapability")]
     services = []
     for svc in SERVICES:
         caps = [TDS.Capabilities(svc.capabilities(req.model))] if include and include[0] else []
@@ -181,7 +166,7 @@ def get_service_capabilities(req: OnvifRequest) -> list[Element]:
 
 
 def get_capabilities(req: OnvifRequest) -> list[Element]:
-    asked = set(_arg(req.body, "Category")) or {"All"}
+    asked = set(arg_texts(req.body, "Category")) or {"All"}
     unknown = asked - {"All", *_CATEGORIES}
     if unknown:
         raise faults.invalid_arg(f"unknown Category {sorted(unknown)[0][:40]!r}")

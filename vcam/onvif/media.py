@@ -9,42 +9,21 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from lxml import etree
-
 from vcam.config import RtspConfig
 from vcam.onvif import faults
 from vcam.onvif.model import DeviceModel, StreamInfo
-from vcam.onvif.service import Handler, OnvifDispatcher, OnvifRequest
+from vcam.onvif.service import Handler, OnvifDispatcher, OnvifRequest, arg_text, xs_bool
 from vcam.onvif.soap import TRT, TT, AccessClass, Element, qname
 
 MEDIA_VERSION = (21, 6)  # the media.wsdl served from wsdl/
 QUALITY = 5  # fixed: the encoders run at a bitrate, Quality is informative
-_RTSP = RtspConfig()  # multicast group/ports/TTL and session timeout: the configuration defaults
 _STREAM_TYPES = frozenset({"RTP-Unicast", "RTP-Multicast"})
 _PROTOCOLS = frozenset({"UDP", "TCP", "RTSP", "HTTP"})  # HTTP: tunnelled on the RTSP port
 Maker = Callable[..., Element]
 
 
-def _b(value: bool) -> str:
-    return "true" if value else "false"
-
-
-def _arg(body: Element, *path: str) -> str | None:
-    """The text at `path` of local names below the request element (any prefix), or None."""
-    node = body
-    for local in path:
-        found = next(
-            (c for c in node if isinstance(c.tag, str) and etree.QName(c).localname == local),
-            None,
-        )
-        if found is None:
-            return None
-        node = found
-    return (node.text or "").strip()
-
-
 def _required(body: Element, *path: str) -> str:
-    value = _arg(body, *path)
+    value = arg_text(body, *path)
     if value is None:
         raise faults.invalid_args(f"{'/'.join(path)} is missing")
     return value
@@ -71,7 +50,7 @@ def media_capabilities(model: DeviceModel) -> Element:
     streaming = {"RTPMulticast": True, "RTP_TCP": True, "RTP_RTSP_TCP": True}
     return TRT.Capabilities(
         TRT.ProfileCapabilities(MaximumNumberOfProfiles=str(len(model.streams))),
-        TRT.StreamingCapabilities({k: _b(v) for k, v in streaming.items()}),
+        TRT.StreamingCapabilities({k: xs_bool(v) for k, v in streaming.items()}),
         SnapshotUri="true",
         Rotation="false",
         VideoSourceMode="false",
@@ -97,17 +76,17 @@ def _resolution(width: int, height: int) -> list[Element]:
     return [TT.Width(str(width)), TT.Height(str(height))]
 
 
-def _multicast(port: int) -> Element:
+def _multicast(rtsp: RtspConfig, port: int) -> Element:
     return TT.Multicast(
-        TT.Address(TT.Type("IPv4"), TT.IPv4Address(_RTSP.multicast_group)),
+        TT.Address(TT.Type("IPv4"), TT.IPv4Address(rtsp.multicast_group)),
         TT.Port(str(port)),
-        TT.TTL(str(_RTSP.multicast_ttl)),
+        TT.TTL(str(rtsp.multicast_ttl)),
         TT.AutoStart("false"),
     )
 
 
-def _session_timeout() -> Element:
-    return TT.SessionTimeout(f"PT{_RTSP.session_timeout_s}S")
+def _session_timeout(rtsp: RtspConfig) -> Element:
+    return TT.SessionTimeout(f"PT{rtsp.session_timeout_s}S")
 
 
 def video_source_configuration(model: DeviceModel, tag: Maker) -> Element:
@@ -135,8 +114,8 @@ def video_encoder_configuration(model: DeviceModel, stream: StreamInfo, tag: Mak
             TT.BitrateLimit(str(stream.bitrate_kbps)),
         ),
         TT.H264(TT.GovLength(str(stream.gop)), TT.H264Profile(stream.h264_profile)),
-        _multicast(_RTSP.multicast_port + 4 * index),  # as RtspServer.multicast_address
-        _session_timeout(),
+        _multicast(model.rtsp, model.rtsp.multicast_port + 4 * index),  # as the RTSP server
+        _session_timeout(model.rtsp),
         token=stream.encoder_token,
     )
 
@@ -146,8 +125,8 @@ def metadata_configuration(model: DeviceModel, tag: Maker) -> Element:
         TT.Name("Metadata"),
         TT.UseCount(str(len(model.streams))),
         TT.Analytics("true"),
-        _multicast(_RTSP.multicast_port + 2),  # the metadata track of the main stream
-        _session_timeout(),
+        _multicast(model.rtsp, model.rtsp.multicast_port + 2),  # main stream's metadata track
+        _session_timeout(model.rtsp),
         token=model.metadata_config_token,
     )
 
@@ -232,8 +211,8 @@ def get_video_encoder_configuration(req: OnvifRequest) -> list[Element]:
 def get_video_encoder_configuration_options(req: OnvifRequest) -> list[Element]:
     """Only what can really be streamed: with a configuration or profile token, that stream's
     own settings; without, every stream's."""
-    config_token = _arg(req.body, "ConfigurationToken")
-    profile_token = _arg(req.body, "ProfileToken")
+    config_token = arg_text(req.body, "ConfigurationToken")
+    profile_token = arg_text(req.body, "ProfileToken")
     streams = list(req.model.streams)
     if config_token:
         streams = [_encoder(req.model, config_token)]
@@ -283,8 +262,8 @@ def _media_uri(uri: str) -> Element:
 
 def get_stream_uri(req: OnvifRequest) -> list[Element]:
     # A missing StreamSetup reads as RTP-Unicast over RTSP; a wrong one is refused.
-    stream_type = _arg(req.body, "StreamSetup", "Stream") or "RTP-Unicast"
-    protocol = _arg(req.body, "StreamSetup", "Transport", "Protocol") or "RTSP"
+    stream_type = arg_text(req.body, "StreamSetup", "Stream") or "RTP-Unicast"
+    protocol = arg_text(req.body, "StreamSetup", "Transport", "Protocol") or "RTSP"
     if stream_type not in _STREAM_TYPES:
         raise faults.invalid_arg(f"unsupported Stream {stream_type[:40]!r}")
     if protocol not in _PROTOCOLS:

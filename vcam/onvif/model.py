@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from vcam import __version__
 from vcam.auth.users import UserStore
+from vcam.config import RtspConfig
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,7 @@ class DeviceModel:
     scopes: tuple[str, ...] = ()
     endpoint: str = field(default_factory=lambda: f"urn:uuid:{uuid.uuid4()}")
     users: UserStore = field(default_factory=UserStore)
+    rtsp: RtspConfig = field(default_factory=RtspConfig)  # multicast and session timeout
     started: float = field(default_factory=time.time)
     snapshot_path: Callable[[str], str] = lambda stream: f"/snapshot/{stream}.jpg"
 

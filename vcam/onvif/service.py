@@ -6,6 +6,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeAlias
 
+from lxml import etree
+
 from vcam.auth.users import User
 from vcam.onvif.model import DeviceModel
 from vcam.onvif.soap import Dispatcher, Element
@@ -25,4 +27,33 @@ class OnvifRequest:
 
 
 Handler: TypeAlias = Callable[[OnvifRequest], list[Element]]
+
+
+def xs_bool(value: bool) -> str:
+    return "true" if value else "false"
+
+
+def arg_texts(body: Element, local: str) -> list[str]:
+    """The texts of the request's children named `local` (any namespace prefix or none)."""
+    return [
+        (c.text or "").strip()
+        for c in body
+        if isinstance(c.tag, str) and etree.QName(c).localname == local
+    ]
+
+
+def arg_text(body: Element, *path: str) -> str | None:
+    """The text at `path` of local names below the request element (any prefix), or None."""
+    node = body
+    for local in path:
+        found = next(
+            (c for c in node if isinstance(c.tag, str) and etree.QName(c).localname == local),
+            None,
+        )
+        if found is None:
+            return None
+        node = found
+    return (node.text or "").strip()
+
+
 OnvifDispatcher: TypeAlias = Dispatcher[Handler]

@@ -68,6 +68,7 @@ def device_model(
         ),
         endpoint=ident.urn,
         users=users,
+        rtsp=cfg.rtsp,
     )
 
 
