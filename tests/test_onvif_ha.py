@@ -9,11 +9,8 @@ faces are masked. Every step is a real third-party client against the real serve
 from __future__ import annotations
 
 import asyncio
-import os
 import socket
 import subprocess
-import sys
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -35,18 +32,12 @@ from vcam.sources.stamp import read_stamp
 from vcam.sources.synthetic import SyntheticScene
 
 from .test_discovery import ha_probe
+from .vcam_process import ROOT, VcamProcess, free_port
 
-ROOT = Path(__file__).resolve().parents[1]
 USER, PASSWORD = "admin", "onvif-test-pw"
 SCENE = SyntheticConfig(width=640, height=360, fps=15.0, stamp=True)
 WSDL_DIR = str(Path(onvif.__file__).parent / "wsdl")
 D = "{http://schemas.xmlsoap.org/ws/2005/04/discovery}"
-
-
-def free_port(kind: int = socket.SOCK_STREAM) -> int:
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -57,9 +48,7 @@ def camera(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, int]]
         "http": free_port(),
         "discovery": free_port(socket.SOCK_DGRAM),
     }
-    cfg = tmp / "vcam.toml"
-    cfg.write_text(
-        f"""
+    config = f"""
 [source]
 uri = "synthetic"
 [source.synthetic]
@@ -78,32 +67,13 @@ port = {ports["http"]}
 [onvif]
 discovery_port = {ports["discovery"]}
 """
-    )
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "vcam", "serve", "--config", str(cfg), "--data-dir", str(tmp)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        cwd=ROOT,
-        env={**os.environ, "VCAM_PASSWORD": PASSWORD, "PYTHONUNBUFFERED": "1"},
-    )
-    assert proc.stdout is not None
-    lines = []
-    end = time.monotonic() + 60
-    while time.monotonic() < end:
-        line = proc.stdout.readline()
-        lines.append(line)
-        if "ONVIF: http://" in line or not line:
-            break
-    assert any("ONVIF: http://" in ln for ln in lines), "".join(lines)
-    stdout = proc.stdout
-    threading.Thread(target=lambda: [None for _ in stdout], daemon=True).start()
+    vcam = VcamProcess(tmp, config, PASSWORD)
+    vcam.wait_for("ONVIF: http://")
     time.sleep(1.0)  # the first masked frames
     try:
         yield ports
     finally:
-        proc.terminate()
-        proc.wait(10)
+        vcam.stop()
 
 
 def probe(port: int) -> etree._Element:

@@ -7,11 +7,8 @@ the privacy check at the client, and a raw client for malformed input and RTP se
 from __future__ import annotations
 
 import itertools
-import os
 import re
-import socket
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -30,6 +27,7 @@ from vcam.sources.stamp import read_stamp
 from vcam.sources.synthetic import SyntheticScene
 
 from .rtsp_client import RawRtsp
+from .vcam_process import VcamProcess, free_port
 from .xsd import onvif_schema
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -38,19 +36,11 @@ SCENE = SyntheticConfig(width=640, height=360, fps=15.0, stamp=True)
 SERVER_LOG: list[str] = []  # the server's stdout (status lines every second)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int]]:
     tmp = tmp_path_factory.mktemp("rtsp")
     port = free_port()
-    cfg = tmp / "vcam.toml"
-    cfg.write_text(
-        f"""
+    config = f"""
 [source]
 uri = "synthetic"
 [source.synthetic]
@@ -79,42 +69,14 @@ width = 320
 height = 180
 gop = 15
 """
-    )
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "vcam",
-            "serve",
-            "--config",
-            str(cfg),
-            "--data-dir",
-            str(tmp),
-            "--status-every",
-            "1",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        cwd=ROOT,
-        env={**os.environ, "VCAM_PASSWORD": PASSWORD, "PYTHONUNBUFFERED": "1"},
-    )
-    assert proc.stdout is not None
-    lines: list[str] = []
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        lines.append(line)
-        if "RTSP: rtsp://" in line or not line:
-            break
-    assert any(f"RTSP: rtsp://127.0.0.1:{port}/main" in ln for ln in lines), "".join(lines)
-    stdout = proc.stdout
-    threading.Thread(target=lambda: SERVER_LOG.extend(stdout), daemon=True).start()
+    vcam = VcamProcess(tmp, config, PASSWORD, "--status-every", "1")
+    vcam.wait_for(f"RTSP: rtsp://127.0.0.1:{port}/main")
+    global SERVER_LOG
+    SERVER_LOG = vcam.lines
     try:
         yield "127.0.0.1", port
     finally:
-        proc.terminate()
-        proc.wait(10)
+        vcam.stop()
 
 
 def url(server: tuple[str, int], stream: str = "main", auth: bool = True) -> str:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import itertools
 import json
 import os
-import queue
 import re
 import select
 import shutil
@@ -32,6 +31,7 @@ from vcam.rtsp.messages import TransportSpec, format_transport, parse_transport
 from vcam.rtsp.rtp import RTCP_RR, SenderReport, parse_rtcp, parse_rtp_header
 
 from .rtsp_client import RawRtsp, Reply
+from .vcam_process import VcamProcess, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 USER, PASSWORD = "admin", "rtsp-transports-pw"
@@ -44,17 +44,9 @@ KEYFRAME_NALS = (24, 7, 5)  # STAP-A (SPS/PPS), SPS, IDR
 # -- a vcam serve process ---------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return int(s.getsockname()[1])
-
-
-def start_server(tmp: Path, port: int, rtsp_extra: str, streams: str) -> subprocess.Popen[str]:
+def start_server(tmp: Path, port: int, rtsp_extra: str, streams: str) -> VcamProcess:
     """Starts `vcam serve` on a synthetic 640x360 scene and waits (bounded) for its RTSP URL."""
-    cfg = tmp / "vcam.toml"
-    cfg.write_text(
-        f"""
+    config = f"""
 [source]
 uri = "synthetic"
 [source.synthetic]
@@ -74,47 +66,9 @@ port = {port}
 {rtsp_extra}
 {streams}
 """
-    )
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "vcam", "serve", "--config", str(cfg), "--data-dir", str(tmp)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        cwd=ROOT,
-        env={**os.environ, "VCAM_PASSWORD": PASSWORD, "PYTHONUNBUFFERED": "1"},
-    )
-    lines: queue.Queue[str] = queue.Queue()
-
-    def pump() -> None:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            lines.put(line)
-        lines.put("")
-
-    threading.Thread(target=pump, daemon=True).start()
-    seen: list[str] = []
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            line = lines.get(timeout=max(0.1, deadline - time.monotonic()))
-        except queue.Empty:
-            break
-        seen.append(line)
-        if f"RTSP: rtsp://{HOST}:{port}/main" in line:
-            return proc
-        if not line:
-            break
-    stop_server(proc)
-    raise AssertionError("vcam serve did not start:\n" + "".join(seen))
-
-
-def stop_server(proc: subprocess.Popen[str]) -> None:
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(10)
+    vcam = VcamProcess(tmp, config, PASSWORD)
+    vcam.wait_for(f"RTSP: rtsp://{HOST}:{port}/main")
+    return vcam
 
 
 ONE_STREAM = """
@@ -132,7 +86,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int]
     try:
         yield HOST, port
     finally:
-        stop_server(proc)
+        proc.stop()
 
 
 # -- raw client helpers -----------------------------------------------------------------------
@@ -311,7 +265,7 @@ def multicast_probe(tmp: str) -> dict[str, object]:
             client.close()
         if listener is not None:
             listener.close()
-        stop_server(proc)
+        proc.stop()
     return out
 
 
