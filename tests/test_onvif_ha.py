@@ -65,6 +65,7 @@ port = {ports["rtsp"]}
 bind = "127.0.0.1"
 port = {ports["http"]}
 [onvif]
+discovery = true
 discovery_port = {ports["discovery"]}
 """
     vcam = VcamProcess(tmp, config, PASSWORD)

@@ -83,6 +83,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--data-dir", type=Path, metavar="DIR", help="where state is kept")
     serve.add_argument(
+        "--discovery",
+        action="store_true",
+        default=None,
+        help="answer WS-Discovery probes so VMSs on the LAN find the camera",
+    )
+    serve.add_argument(
         "--record", type=Path, metavar="FILE", help="also write the masked main stream (.h264)"
     )
     serve.add_argument(
@@ -113,6 +119,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
         "detector_workers": "detectors.face.workers",
         "rtsp_port": "rtsp.port",
         "http_port": "web.port",
+        "discovery": "onvif.discovery",
         "username": "auth.username",
         "password": "auth.password",
     }

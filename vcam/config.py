@@ -150,7 +150,9 @@ class WebConfig:
 class OnvifConfig:
     name: str = "vcam"  # the onvif://www.onvif.org/name/ scope
     location: str = ""
-    discovery: bool = True  # WS-Discovery responder (UDP 3702, multicast 239.255.255.250)
+    # WS-Discovery responder (UDP 3702, multicast 239.255.255.250). Off by default: it joins the
+    # LAN's multicast group and announces the camera there; turn it on where VMSs should find it.
+    discovery: bool = False
     discovery_port: int = 3702
 
 
