@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import abc
 import threading
 from pathlib import Path
 
@@ -37,7 +38,7 @@ def load_session(path: Path, threads: int) -> ort.InferenceSession:
         raise DetectorError(f"cannot load model {path}: {exc}") from exc
 
 
-class OnnxDetector:
+class OnnxDetector(abc.ABC):
     """Shared plumbing: open the file, check each input, serialise calls, wrap failures."""
 
     name: str
@@ -70,5 +71,6 @@ class OnnxDetector:
             except Exception as exc:  # onnxruntime's own exception types
                 raise DetectorError(f"{self.name}: inference failed: {exc}") from exc
 
+    @abc.abstractmethod
     def _infer(self, rgb: np.ndarray) -> list[Detection]:
-        raise NotImplementedError
+        """Run the model on a checked input; each model decodes its own outputs."""
