@@ -118,6 +118,13 @@ REQUESTS: dict[str, str] = {
     "tds:GetScopes": "<tds:GetScopes/>",
     "tds:GetDiscoveryMode": "<tds:GetDiscoveryMode/>",
     "tds:GetUsers": "<tds:GetUsers/>",
+    "tds:CreateUsers": "<tds:CreateUsers><tds:User><tt:Username>op1</tt:Username>"
+    "<tt:Password>op1-password</tt:Password><tt:UserLevel>Operator</tt:UserLevel></tds:User>"
+    "</tds:CreateUsers>",
+    "tds:DeleteUsers": "<tds:DeleteUsers><tds:Username>viewer</tds:Username></tds:DeleteUsers>",
+    "tds:SetUser": "<tds:SetUser><tds:User><tt:Username>viewer</tt:Username>"
+    "<tt:Password>new-viewer-pw</tt:Password><tt:UserLevel>Operator</tt:UserLevel></tds:User>"
+    "</tds:SetUser>",
     "trt:GetServiceCapabilities": "<trt:GetServiceCapabilities/>",
     "trt:GetProfiles": "<trt:GetProfiles/>",
     "trt:GetProfile": "<trt:GetProfile><trt:ProfileToken>SubProfile</trt:ProfileToken>"
@@ -152,7 +159,7 @@ def test_every_registered_operation_is_covered(dispatcher: OnvifDispatcher) -> N
 
 @pytest.mark.parametrize("name", sorted(REQUESTS))
 def test_every_answer_is_schema_valid(dispatcher: OnvifDispatcher, name: str) -> None:
-    call(dispatcher, env(REQUESTS[name]))
+    call(dispatcher, env(REQUESTS[name]), model=make_model())  # user changes stay in this test
 
 
 @pytest.mark.parametrize("host", ["10.0.0.7:80", "[fe80::1]:8080", "cam.example:8080", "cam"])

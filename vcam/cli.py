@@ -170,15 +170,12 @@ def serve(cfg: Config, args: argparse.Namespace) -> int:
 async def _serve(cfg: Config, args: argparse.Namespace) -> int:
     from vcam.app import Camera
     from vcam.auth.digest import DigestAuth
-    from vcam.auth.users import User, UserLevel, UserStore
-    from vcam.datadir import admin_password
+    from vcam.datadir import user_store
     from vcam.media.recorder import AnnexBRecorder
     from vcam.onvif.stack import build_discovery, build_web, device_model
     from vcam.rtsp.server import RtspServer
 
-    password, password_file = admin_password(cfg)
-    users = UserStore()
-    users.add(User(cfg.auth.username, password, UserLevel.ADMINISTRATOR))
+    users, password, password_file = user_store(cfg)
     digest = DigestAuth(users, cfg.auth.realm)  # one credential check for RTSP and HTTP
     camera = Camera(cfg)
     host = _advertised_host(cfg.rtsp.bind)
@@ -284,7 +281,7 @@ def _print_banner(
     rtsp: RtspServer | None,
     web: WebServer | None,
     host: str,
-    password: str,
+    password: str | None,
     password_file: Path | None,
     recorder: AnnexBRecorder | None,
 ) -> None:
@@ -303,8 +300,11 @@ def _print_banner(
         print(f"  ONVIF: http://{host}:{web.port}/onvif/device_service")
         for name in web.stream_sizes:
             print(f"  snapshot: http://{host}:{web.port}/snapshot/{name}.jpg")
-    where = f" (generated, kept in {password_file})" if password_file else ""
-    print(f"  user {cfg.auth.username!r}, password {password!r}{where}")
+    if password is None:
+        print(f"  user {cfg.auth.username!r}, password as last set (users kept in {password_file})")
+    else:
+        where = f" (generated, kept in {password_file})" if password_file else ""
+        print(f"  user {cfg.auth.username!r}, password {password!r}{where}")
     if recorder is not None:
         print(f"  recording the {recorder.stream} stream to {recorder.path}")
     sys.stdout.flush()

@@ -12,6 +12,7 @@ import secrets
 import uuid
 from pathlib import Path
 
+from vcam.auth.users import User, UserError, UserLevel, UserStore
 from vcam.config import Config
 from vcam.errors import ConfigError
 
@@ -72,3 +73,32 @@ def mac_address(ident: uuid.UUID) -> str:
     """A stable, locally administered unicast MAC derived from the device id."""
     raw = bytes([0x02]) + ident.bytes[:5]
     return ":".join(f"{b:02x}" for b in raw)
+
+
+USERS_FILE = "users.json"
+
+
+def user_store(cfg: Config) -> tuple[UserStore, str | None, Path | None]:
+    """The users (kept in the data directory), with the administrator of the configuration.
+
+    Returns the store, the administrator's password when it may be shown (configured, or the
+    generated one still in use), and the file that keeps it.
+    """
+    path = data_dir(cfg) / USERS_FILE
+    try:
+        store = UserStore.load(path) if path.exists() else UserStore(path=path)
+        name = cfg.auth.username
+        if cfg.auth.password:  # configured (or VCAM_PASSWORD): it wins over what was kept
+            admin = User(name, cfg.auth.password, UserLevel.ADMINISTRATOR)
+            (store.set if store.get(name) else store.add)(admin)
+            return store, cfg.auth.password, None
+        generated, password_file = admin_password(cfg)
+        current = store.get(name)
+        if current is None:
+            store.add(User(name, generated, UserLevel.ADMINISTRATOR))
+            return store, generated, password_file
+    except (UserError, OSError) as exc:
+        raise ConfigError("data_dir", str(exc)) from None
+    # A client may have changed it since (ONVIF SetUser): show it only if it is still ours.
+    shown = current.password if current.password == generated else None
+    return store, shown, password_file if shown else path

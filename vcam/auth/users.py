@@ -7,11 +7,14 @@ per-request nonce, so no stored hash can serve it. Persistence (issue 4) adds `s
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
+from pathlib import Path
 
 from vcam.errors import VcamError
 
@@ -84,13 +87,31 @@ def validate(user: User) -> None:
 
 
 class UserStore:
-    """Thread-safe, in memory; readers get immutable `User`s, so no lock is held by callers."""
+    """Thread-safe; readers get immutable `User`s, so no lock is held by callers.
 
-    def __init__(self, users: Iterable[User] = ()) -> None:
+    With a `path`, every change is written there first (atomically, readable by the owner
+    only) and only then takes effect: what a client set survives a restart, and a failed write
+    changes nothing.
+    """
+
+    def __init__(self, users: Iterable[User] = (), path: Path | None = None) -> None:
         self._lock = threading.Lock()
         self._users: dict[str, User] = {}
+        self.path = path
         for user in users:
             self.add(user)
+
+    @classmethod
+    def load(cls, path: Path) -> UserStore:
+        """The users kept in `path` (a store that saves back there); UserError if damaged."""
+        try:
+            rows = json.loads(path.read_text())
+            users = [User(r["username"], r["password"], UserLevel(r["level"])) for r in rows]
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise UserError(f"cannot read users from {path}: {exc}") from None
+        store = cls(users)
+        store.path = path
+        return store
 
     def get(self, username: str) -> User | None:
         with self._lock:
@@ -126,5 +147,22 @@ class UserStore:
             self._replace({k: v for k, v in self._users.items() if k != username})
 
     def _replace(self, users: dict[str, User]) -> None:
-        # Called with the lock held; a later `save` hooks in here (write, then swap).
+        # Called with the lock held: write first, then swap, so disk and memory agree.
+        if self.path is not None:
+            _write_private(self.path, users)
         self._users = users
+
+
+def _write_private(path: Path, users: dict[str, User]) -> None:
+    rows = [
+        {"username": u.username, "password": u.password, "level": str(u.level)}
+        for u in users.values()
+    ]
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        json.dump(rows, fh, indent=1)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 
 from vcam.auth.users import MAX_PASSWORD, MAX_USERNAME
 from vcam.onvif import faults, media
+from vcam.onvif.device_users import create_users, delete_users, set_user
 from vcam.onvif.discovery import default_scopes
 from vcam.onvif.faults import SoapFault
 from vcam.onvif.model import DeviceModel
@@ -327,6 +328,9 @@ def register_device(dispatcher: OnvifDispatcher, *, clock: Callable[[], float] =
         ("GetScopes", get_scopes, _A.READ_SYSTEM),
         ("GetDiscoveryMode", get_discovery_mode, _A.READ_SYSTEM),
         ("GetUsers", get_users, _A.READ_SYSTEM_SECRET),
+        ("CreateUsers", create_users, _A.WRITE_SYSTEM),
+        ("DeleteUsers", delete_users, _A.WRITE_SYSTEM),
+        ("SetUser", set_user, _A.WRITE_SYSTEM),
     )
     for name, handler, access in ops:
         dispatcher.register(qname("tds", name), handler, access=access)
