@@ -187,7 +187,7 @@ def request(
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=TIMEOUT)
     started = time.monotonic()
     try:
-        conn.request(method, path, body=body, headers=headers or {})  # type: ignore[arg-type]
+        conn.request(method, path, body=body, headers=headers or {})
         resp = conn.getresponse()
         data = resp.read()
         return Reply(resp.status, resp.headers, data, time.monotonic() - started)
@@ -218,11 +218,9 @@ def envelope(body: str, header: str = "") -> bytes:
     ).encode()
 
 
-_PROFILE = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-username-token-profile-1.0"
-_B64 = (
-    "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-soap-message-security-1.0"
-    "#Base64Binary"
-)
+_WSS = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-"
+_PROFILE = f"{_WSS}username-token-profile-1.0"
+_B64 = f"{_WSS}soap-message-security-1.0#Base64Binary"
 
 
 def created_now(offset_s: float = 0) -> str:
@@ -362,6 +360,9 @@ def test_valid_ws_security_is_never_refused(server: Server) -> None:
         assert_not_auth_refused(reply, q)
         if q in PREAUTH:
             assert reply.status == 200, q
+    # Bare write requests (CreateUsers, DeleteUsers, SetUser with no arguments) changed nothing.
+    users = server.web.onvif.model.users.users()
+    assert sorted(u.username for u in users) == sorted([ADMIN[0], OPERATOR[0], VIEWER[0]])
 
 
 def test_zeep_username_token_is_accepted(server: Server) -> None:
@@ -385,7 +386,7 @@ def test_http_digest_is_accepted_and_wrong_one_refused(server: Server) -> None:
     with opener.open(req, timeout=TIMEOUT) as resp:
         assert resp.status == 200
         assert b"GetDeviceInformationResponse" in resp.read()
-    # Computed here, for every protected operation and every level the policy allows.
+    # Computed here, as the User-level account, for every protected operation.
     for q in ALL_OPS:
         challenge = post(server.port, envelope(op_element(q))).headers.get("WWW-Authenticate")
         if q in PREAUTH:
@@ -403,6 +404,11 @@ def test_http_digest_is_accepted_and_wrong_one_refused(server: Server) -> None:
     assert reply.status == 401
     assert reply.headers.get("WWW-Authenticate", "").startswith("Digest ")
     assert reply.not_authorized()
+    unknown = http_digest(fresh, "nobody", ADMIN[1], "POST", path)
+    assert post(server.port, body, {"Authorization": unknown}).status == 401
+    once = http_digest(fresh, *ADMIN, "POST", path)
+    assert post(server.port, body, {"Authorization": once}).status == 200
+    assert post(server.port, body, {"Authorization": once}).status == 401  # same nc: replay
     basic = "Basic " + base64.b64encode(f"{ADMIN[0]}:{ADMIN[1]}".encode()).decode()
     assert post(server.port, body, {"Authorization": basic}).status == 401
 
@@ -469,7 +475,7 @@ def _chunks(data: bytes, size: int = 64 * 1024) -> Iterator[bytes]:
 
 HOSTILE: dict[str, tuple[bytes | None, dict[str, str], set[int]]] = {
     "xxe": (XXE.encode(), {}, {400}),
-    "xxe utf-16": (XXE.replace("<?xml version=\"1.0\"?>", "").encode("utf-16"), {}, {400}),
+    "xxe utf-16": (XXE.replace('<?xml version="1.0"?>', "").encode("utf-16"), {}, {400}),
     "billion laughs": (LAUGHS.encode(), {}, {400}),
     "deep nesting": (DEEP.encode(), {}, {400}),
     "2 MiB with Content-Length": (BIG, {}, {413}),
