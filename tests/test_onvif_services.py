@@ -17,6 +17,7 @@ from vcam.onvif.media import register_media
 from vcam.onvif.model import DeviceModel, StreamInfo
 from vcam.onvif.service import OnvifDispatcher, OnvifRequest
 from vcam.onvif.soap import NS, NSMAP, SOAP12, AccessClass, Dispatcher, envelope, parse_envelope
+from vcam.onvif.state import DeviceSettings, DeviceState
 
 from .onvif_xsd import validate
 
@@ -125,6 +126,21 @@ REQUESTS: dict[str, str] = {
     "tds:SetUser": "<tds:SetUser><tds:User><tt:Username>viewer</tt:Username>"
     "<tt:Password>new-viewer-pw</tt:Password><tt:UserLevel>Operator</tt:UserLevel></tds:User>"
     "</tds:SetUser>",
+    "tds:SetHostname": "<tds:SetHostname><tds:Name>vcam-lobby</tds:Name></tds:SetHostname>",
+    "tds:SetScopes": "<tds:SetScopes><tds:Scopes>onvif://www.onvif.org/location/lobby</tds:Scopes>"
+    "</tds:SetScopes>",
+    "tds:AddScopes": "<tds:AddScopes><tds:ScopeItem>onvif://www.onvif.org/location/hall"
+    "</tds:ScopeItem></tds:AddScopes>",
+    "tds:RemoveScopes": "<tds:RemoveScopes><tds:ScopeItem>onvif://www.onvif.org/location/door"
+    "</tds:ScopeItem></tds:RemoveScopes>",
+    "tds:SetDiscoveryMode": "<tds:SetDiscoveryMode><tds:DiscoveryMode>NonDiscoverable"
+    "</tds:DiscoveryMode></tds:SetDiscoveryMode>",
+    "tds:SetSystemDateAndTime": "<tds:SetSystemDateAndTime><tds:DateTimeType>NTP</tds:DateTimeType>"
+    "<tds:DaylightSavings>false</tds:DaylightSavings><tds:TimeZone><tt:TZ>UTC0</tt:TZ>"
+    "</tds:TimeZone></tds:SetSystemDateAndTime>",
+    "tds:SetSystemFactoryDefault": "<tds:SetSystemFactoryDefault><tds:FactoryDefault>Soft"
+    "</tds:FactoryDefault></tds:SetSystemFactoryDefault>",
+    "tds:SystemReboot": "<tds:SystemReboot/>",
     "trt:GetServiceCapabilities": "<trt:GetServiceCapabilities/>",
     "trt:GetProfiles": "<trt:GetProfiles/>",
     "trt:GetProfile": "<trt:GetProfile><trt:ProfileToken>SubProfile</trt:ProfileToken>"
@@ -157,9 +173,15 @@ def test_every_registered_operation_is_covered(dispatcher: OnvifDispatcher) -> N
     assert {op.qname for op in dispatcher.operations()} == {clark(k) for k in REQUESTS}
 
 
+def writable_model() -> DeviceModel:
+    """A fresh model (changes stay in one test) that can reboot and has a configurable scope."""
+    door = DeviceSettings(scopes=("onvif://www.onvif.org/location/door",))
+    return make_model(state=DeviceState(settings=door), on_reboot=lambda: None)
+
+
 @pytest.mark.parametrize("name", sorted(REQUESTS))
 def test_every_answer_is_schema_valid(dispatcher: OnvifDispatcher, name: str) -> None:
-    call(dispatcher, env(REQUESTS[name]), model=make_model())  # user changes stay in this test
+    call(dispatcher, env(REQUESTS[name]), model=writable_model())
 
 
 @pytest.mark.parametrize("host", ["10.0.0.7:80", "[fe80::1]:8080", "cam.example:8080", "cam"])
@@ -447,9 +469,8 @@ def test_stream_uri_for_each_profile(
             f"<trt:ProfileToken>{info.profile_token}</trt:ProfileToken></trt:GetStreamUri>"
         )
         answer = call(dispatcher, env(body), "172.16.0.9:8080")
-        assert answer.findtext("trt:MediaUri/tt:Uri", namespaces=NS) == (
-            f"rtsp://172.16.0.9:8554/{info.name}"
-        )
+        expected = "http://172.16.0.9:8080" if protocol == "HTTP" else "rtsp://172.16.0.9:8554"
+        assert answer.findtext("trt:MediaUri/tt:Uri", namespaces=NS) == f"{expected}/{info.name}"
         assert answer.findtext("trt:MediaUri/tt:Timeout", namespaces=NS) == "PT0S"
 
 

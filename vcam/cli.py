@@ -204,7 +204,7 @@ async def _serve(cfg: Config, args: argparse.Namespace) -> int:
             cfg, users, camera.source_size(), camera.source.fps, cfg.web.port,
             rtsp.port if rtsp is not None else 0,
         )  # fmt: skip
-        web = build_web(cfg, model, users, digest, camera.latest)
+        web = build_web(cfg, model, users, digest, camera.latest, rtsp)
         await _listen(web.start(), "web.port", cfg.web.bind, cfg.web.port)
         web.onvif.model = dataclasses.replace(model, http_port=web.port)
         if cfg.onvif.discovery:
@@ -261,8 +261,9 @@ def _follow_source_size(web: WebServer, camera: Camera, cfg: Config, users: User
     size = camera.source_size()
     model = web.onvif.model
     if size != (0, 0) and any(s.width == 0 for s in model.streams):
-        fresh = device_model(cfg, users, size, camera.source.fps, model.http_port, model.rtsp_port)
-        web.onvif.model = fresh
+        web.onvif.model = device_model(
+            cfg, users, size, camera.source.fps, model.http_port, model.rtsp_port, model.state
+        )
 
 
 def _advertised_host(bind: str) -> str:

@@ -8,7 +8,6 @@ per-request nonce, so no stored hash can serve it. Persistence (issue 4) adds `s
 from __future__ import annotations
 
 import json
-import os
 import re
 import threading
 from collections.abc import Iterable
@@ -17,6 +16,7 @@ from enum import StrEnum
 from pathlib import Path
 
 from vcam.errors import VcamError
+from vcam.persist import write_private_json
 
 MAX_USERNAME = 64
 MAX_PASSWORD = 128
@@ -158,11 +158,4 @@ def _write_private(path: Path, users: dict[str, User]) -> None:
         {"username": u.username, "password": u.password, "level": str(u.level)}
         for u in users.values()
     ]
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        json.dump(rows, fh, indent=1)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    write_private_json(path, rows)

@@ -1,5 +1,6 @@
 """The ONVIF Device service (ver10 devicemgmt): identity, clock, network, scopes, users, and the
-list of services. Read-only for now: every answer renders `req.model`.
+list of services. Answers render `req.model`; the settings clients change (users, hostname,
+scopes, discovery mode) are written by device_users.py and device_settings.py.
 
 `SERVICES` is the one list of the services this device offers: GetServices and GetCapabilities
 are built from it, so a new service (Media2, Events, Imaging...) is added there only.
@@ -14,9 +15,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from vcam.auth.users import MAX_PASSWORD, MAX_USERNAME
+from vcam.onvif import device_settings as settings
 from vcam.onvif import faults, media
+from vcam.onvif.device_settings import fixed_scopes
 from vcam.onvif.device_users import create_users, delete_users, set_user
-from vcam.onvif.discovery import default_scopes
 from vcam.onvif.faults import SoapFault
 from vcam.onvif.model import DeviceModel
 from vcam.onvif.service import Handler, OnvifDispatcher, OnvifRequest, arg_texts, xs_bool
@@ -229,7 +231,8 @@ def get_device_information(req: OnvifRequest) -> list[Element]:
 
 
 def get_hostname(req: OnvifRequest) -> list[Element]:
-    info = TDS.HostnameInformation(TT.FromDHCP("false"), TT.Name(req.model.hostname))
+    name = req.model.state.settings.hostname or req.model.hostname  # SetHostname's, or the host's
+    info = TDS.HostnameInformation(TT.FromDHCP("false"), TT.Name(name))
     return [TDS.GetHostnameResponse(info)]
 
 
@@ -283,17 +286,22 @@ def get_network_default_gateway(req: OnvifRequest) -> list[Element]:
 
 
 def scopes(model: DeviceModel) -> list[str]:
-    # The schema wants at least one scope: fall back to the discovery defaults.
-    return list(model.scopes) or default_scopes(model.model, model.hardware_id)
+    """Every scope of the device: the Fixed ones (configuration), then the Configurable ones."""
+    return [*fixed_scopes(model), *model.state.settings.scopes]
 
 
 def get_scopes(req: OnvifRequest) -> list[Element]:
-    items = [TDS.Scopes(TT.ScopeDef("Fixed"), TT.ScopeItem(s)) for s in scopes(req.model)]
+    def item(scope_def: str, uri: str) -> Element:
+        return TDS.Scopes(TT.ScopeDef(scope_def), TT.ScopeItem(uri))
+
+    items = [item("Fixed", s) for s in fixed_scopes(req.model)]
+    items += [item("Configurable", s) for s in req.model.state.settings.scopes]
     return [TDS.GetScopesResponse(*items)]
 
 
 def get_discovery_mode(req: OnvifRequest) -> list[Element]:
-    return [TDS.GetDiscoveryModeResponse(TDS.DiscoveryMode("Discoverable"))]
+    mode = req.model.state.settings.discovery_mode
+    return [TDS.GetDiscoveryModeResponse(TDS.DiscoveryMode(str(mode)))]
 
 
 def get_users(req: OnvifRequest) -> list[Element]:
@@ -331,6 +339,14 @@ def register_device(dispatcher: OnvifDispatcher, *, clock: Callable[[], float] =
         ("CreateUsers", create_users, _A.WRITE_SYSTEM),
         ("DeleteUsers", delete_users, _A.WRITE_SYSTEM),
         ("SetUser", set_user, _A.WRITE_SYSTEM),
+        ("SetHostname", settings.set_hostname, _A.WRITE_SYSTEM),
+        ("SetScopes", settings.set_scopes, _A.WRITE_SYSTEM),
+        ("AddScopes", settings.add_scopes, _A.WRITE_SYSTEM),
+        ("RemoveScopes", settings.remove_scopes, _A.WRITE_SYSTEM),
+        ("SetDiscoveryMode", settings.set_discovery_mode, _A.WRITE_SYSTEM),
+        ("SetSystemDateAndTime", settings.set_system_date_and_time, _A.WRITE_SYSTEM),
+        ("SetSystemFactoryDefault", settings.set_system_factory_default, _A.UNRECOVERABLE),
+        ("SystemReboot", settings.system_reboot, _A.UNRECOVERABLE),
     )
     for name, handler, access in ops:
         dispatcher.register(qname("tds", name), handler, access=access)

@@ -385,7 +385,7 @@ class DiscoveryResponder:
 
     def __init__(
         self,
-        device_provider: Callable[[], DiscoveryDevice],
+        device_provider: Callable[[], DiscoveryDevice | None],
         *,
         bind: str = "0.0.0.0",
         port: int = PORT,
@@ -479,6 +479,8 @@ class DiscoveryResponder:
             return
         try:
             device = self._provider()
+            if device is None:
+                return  # NonDiscoverable: no Hello, no Bye
             host = self._bind if self._bind != "0.0.0.0" else self._route_source()
             device = _with_xaddrs(device, resolve_xaddrs(device.xaddrs, host))
             sock.sendto(build(device, self._next_sequence()), (self._group, self._port))
@@ -547,8 +549,8 @@ class DiscoveryResponder:
         self._recent[key] = None
         if len(self._recent) > _RECENT_IDS:
             self._recent.popitem(last=False)
-        if not matches(probe, device):
-            return
+        if device is None or not matches(probe, device):
+            return  # NonDiscoverable, or not what the probe looks for
         if local is None and self._bind != "0.0.0.0":
             local = self._bind
         device = _with_xaddrs(device, resolve_xaddrs(device.xaddrs, local))

@@ -18,7 +18,7 @@ from vcam.onvif.soap import TRT, TT, AccessClass, Element, qname
 MEDIA_VERSION = (21, 6)  # the media.wsdl served from wsdl/
 QUALITY = 5  # fixed: the encoders run at a bitrate, Quality is informative
 _STREAM_TYPES = frozenset({"RTP-Unicast", "RTP-Multicast"})
-_PROTOCOLS = frozenset({"UDP", "TCP", "RTSP", "HTTP"})  # HTTP: tunnelled on the RTSP port
+_PROTOCOLS = frozenset({"UDP", "TCP", "RTSP", "HTTP"})  # HTTP: tunnelled on the web port
 Maker = Callable[..., Element]
 
 
@@ -269,9 +269,13 @@ def get_stream_uri(req: OnvifRequest) -> list[Element]:
     if protocol not in _PROTOCOLS:
         raise faults.invalid_arg(f"unsupported transport Protocol {protocol[:40]!r}")
     stream = _stream(req.model, _required(req.body, "ProfileToken"))
-    # One RTSP URL for every transport: the client picks UDP, TCP, multicast or the HTTP
-    # tunnel in SETUP (the tunnel runs on the RTSP port).
-    uri = req.url("rtsp", req.model.rtsp_port, f"/{stream.name}")
+    if protocol == "HTTP":
+        # RTP/RTSP/HTTP/TCP: the Apple-style tunnel on the port and scheme of the web service,
+        # where ONVIF wants it (the Device Test Tool checks both); the client tunnels to it.
+        uri = req.url("http", req.model.http_port, f"/{stream.name}")
+    else:
+        # One RTSP URL for the other transports: the client picks UDP, TCP or multicast in SETUP.
+        uri = req.url("rtsp", req.model.rtsp_port, f"/{stream.name}")
     return [TRT.GetStreamUriResponse(_media_uri(uri))]
 
 

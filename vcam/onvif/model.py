@@ -1,7 +1,8 @@
 """What the ONVIF services describe: the camera as the rest of vcam configured it.
 
 One read-only snapshot built from the configuration and the running servers; the services
-render it, they never reach into the pipeline themselves.
+render it, they never reach into the pipeline themselves. What clients change lives in the two
+stores it holds: `users` and `state` (hostname, scopes, discovery mode: vcam/onvif/state.py).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from dataclasses import dataclass, field
 from vcam import __version__
 from vcam.auth.users import UserStore
 from vcam.config import RtspConfig
+from vcam.onvif.state import DeviceState
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,12 @@ class DeviceModel:
     rtsp: RtspConfig = field(default_factory=RtspConfig)  # multicast and session timeout
     started: float = field(default_factory=time.time)
     snapshot_path: Callable[[str], str] = lambda stream: f"/snapshot/{stream}.jpg"
+    # What clients set (hostname, configurable scopes, discovery mode); `stack.device_model`
+    # loads it from the data directory. The default keeps it in memory only.
+    state: DeviceState = field(default_factory=DeviceState)
+    # SystemReboot calls it (it must only schedule the restart and return at once); None: the
+    # device cannot reboot and SystemReboot answers a fault.
+    on_reboot: Callable[[], None] | None = None
 
     @staticmethod
     def default_info() -> dict[str, str]:

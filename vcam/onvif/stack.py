@@ -3,23 +3,39 @@
 from __future__ import annotations
 
 import socket
+from typing import TYPE_CHECKING
 
 from vcam.auth.digest import DigestAuth
 from vcam.auth.users import UserStore
 from vcam.config import Config
-from vcam.datadir import device_id, mac_address
-from vcam.onvif.device import register_device
+from vcam.datadir import data_dir, device_id, mac_address
+from vcam.errors import ConfigError
+from vcam.onvif.device import register_device, scopes
 from vcam.onvif.discovery import DiscoveryDevice, DiscoveryResponder, default_scopes
 from vcam.onvif.media import register_media
 from vcam.onvif.model import DeviceModel, StreamInfo
 from vcam.onvif.service import OnvifDispatcher
 from vcam.onvif.soap import Dispatcher
+from vcam.onvif.state import DeviceState, DeviceStateError, DiscoveryMode
 from vcam.onvif.wssecurity import UsernameTokenAuth
 from vcam.web.onvif_http import OnvifEndpoint
 from vcam.web.server import WebServer
 from vcam.web.snapshot import LatestFrame
 
+if TYPE_CHECKING:
+    from vcam.rtsp.server import RtspServer
+
 _H264_PROFILES = {"baseline": "Baseline", "main": "Main", "high": "High"}
+DEVICE_STATE_FILE = "device.json"
+
+
+def device_state(cfg: Config) -> DeviceState:
+    """The Device settings clients changed, kept in `<data_dir>/device.json`. A damaged file
+    stops vcam with a config error naming it."""
+    try:
+        return DeviceState.load(data_dir(cfg) / DEVICE_STATE_FILE)
+    except DeviceStateError as exc:
+        raise ConfigError("data_dir", str(exc)) from None
 
 
 def device_model(
@@ -29,7 +45,10 @@ def device_model(
     source_fps: float,
     http_port: int,
     rtsp_port: int,
+    state: DeviceState | None = None,
 ) -> DeviceModel:
+    """The camera as ONVIF describes it. A model rebuilt later (e.g. once a network source's
+    size is known) passes the first one's `state`, so handlers and discovery share it."""
     ident = device_id(cfg)
     streams = []
     for st in cfg.output.streams:
@@ -69,6 +88,7 @@ def device_model(
         endpoint=ident.urn,
         users=users,
         rtsp=cfg.rtsp,
+        state=state if state is not None else device_state(cfg),
     )
 
 
@@ -80,20 +100,39 @@ def build_dispatcher() -> OnvifDispatcher:
 
 
 def build_web(
-    cfg: Config, model: DeviceModel, users: UserStore, digest: DigestAuth, latest: LatestFrame
+    cfg: Config,
+    model: DeviceModel,
+    users: UserStore,
+    digest: DigestAuth,
+    latest: LatestFrame,
+    rtsp: RtspServer | None = None,
 ) -> WebServer:
+    """`rtsp`: the server whose sessions the web port's RTSP-over-HTTP tunnel reaches."""
     endpoint = OnvifEndpoint(build_dispatcher(), model, UsernameTokenAuth(users), digest)
     sizes = {s.name: (s.width, s.height) for s in model.streams}
-    return WebServer(cfg.web.bind, cfg.web.port, endpoint, latest, digest, sizes)
+    return WebServer(cfg.web.bind, cfg.web.port, endpoint, latest, digest, sizes, rtsp)
 
 
 def build_discovery(cfg: Config, model: DeviceModel, http_port: int) -> DiscoveryResponder:
     # Host 0.0.0.0 in XAddrs: filled per probe with the address the prober reached.
     host = cfg.web.bind
     xaddrs = [f"http://{host}:{http_port}/onvif/device_service"]
-    device = DiscoveryDevice(endpoint=model.endpoint, scopes=list(model.scopes), xaddrs=xaddrs)
+
+    def device() -> DiscoveryDevice | None:
+        # Per probe (and Hello/Bye): the scopes clients set since, with a MetadataVersion that
+        # grows with every change; None (no answer at all) while NonDiscoverable.
+        settings = model.state.settings
+        if settings.discovery_mode is DiscoveryMode.NON_DISCOVERABLE:
+            return None
+        return DiscoveryDevice(
+            endpoint=model.endpoint,
+            scopes=scopes(model),
+            xaddrs=xaddrs,
+            metadata_version=1 + settings.revision % 0xFFFFFFFF,
+        )
+
     return DiscoveryResponder(
-        lambda: device,
+        device,
         bind=cfg.web.bind,
         port=cfg.onvif.discovery_port,
         join_multicast=cfg.web.bind == "0.0.0.0" or not cfg.web.bind.startswith("127."),

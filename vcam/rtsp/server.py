@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import binascii
 import logging
 import random
 import re
@@ -28,6 +27,7 @@ log = logging.getLogger("vcam.rtsp")
 
 METADATA_STREAM = "metadata"  # the bus stream the MetadataSink publishes
 MAX_CONNECTIONS = 256
+MAX_TUNNEL_COOKIE = 128  # characters of an HTTP tunnel's x-sessioncookie
 _SWEEP_S = 2.0
 
 
@@ -52,6 +52,72 @@ class TcpChannel:
     @property
     def closed(self) -> bool:
         return self.transport.is_closing()
+
+
+class Base64Stream:
+    """Incremental base64 (the POST half of an HTTP tunnel): any chunking, whitespace ignored.
+
+    Decodes whole 4-character groups and keeps the rest for the next chunk. Clients encode each
+    request on its own (GStreamer pads each one), so padding may end a group mid-stream: decoding
+    restarts after it. Raises ValueError (binascii.Error) on anything that is not base64.
+    """
+
+    def __init__(self) -> None:
+        self._pending = b""
+
+    def feed(self, data: bytes) -> bytes:
+        self._pending += b"".join(data.split())
+        usable = len(self._pending) - len(self._pending) % 4
+        chunk, self._pending = self._pending[:usable], self._pending[usable:]
+        out = []
+        while chunk:
+            pad = chunk.find(b"=")
+            end = len(chunk) if pad < 0 else pad // 4 * 4 + 4  # through the padded group
+            out.append(base64.b64decode(chunk[:end], validate=True))
+            chunk = chunk[end:]
+        return b"".join(out)
+
+
+class TunnelInput:
+    """The POST half of an HTTP tunnel, on whichever port: base64 -> RTSP -> the GET half.
+
+    Requests go to the RtspConnection of the tunnel's GET half, and so do answers to malformed
+    input: the GET half is where the client reads.
+    """
+
+    def __init__(self, conn: RtspConnection) -> None:
+        self.conn = conn
+        self._b64 = Base64Stream()
+        self._parser = RequestParser()
+
+    def feed(self, data: bytes) -> bool:
+        """False when the input is broken: its connection should be closed."""
+        try:
+            decoded = self._b64.feed(data)
+        except ValueError:  # binascii.Error included
+            log.info("bad base64 in the HTTP tunnel of %s", self.conn.client_ip)
+            return False
+        try:
+            events = self._parser.feed(decoded) if decoded else []
+        except ProtocolError as exc:
+            log.info("bad RTSP in the HTTP tunnel of %s: %s", self.conn.client_ip, exc)
+            self.conn.send(response(None, exc.status))
+            return False
+        for event in events:
+            self.conn.submit(event)
+        return True
+
+
+def bound_send_buffer(transport: asyncio.BaseTransport, client_buffer_kb: int) -> None:
+    """A bounded kernel send buffer for a media client's connection.
+
+    A stalled client shows up in our own backlog (and drops to the next keyframe) after a
+    fraction of a second, not after the megabytes that loopback autotuning would otherwise absorb.
+    """
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        size = max(64 * 1024, client_buffer_kb * 1024 // 4)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, size)
 
 
 class MulticastTarget:
@@ -319,8 +385,11 @@ class RtspServer:
             return None
         return entry[0]
 
-    def tunnel_closed(self, cookie: str) -> None:
-        self._tunnels.pop(cookie, None)
+    def tunnel_closed(self, cookie: str, conn: RtspConnection | None = None) -> None:
+        """Forget a tunnel whose GET half closed (only `conn`'s, when given)."""
+        entry = self._tunnels.get(cookie)
+        if entry is not None and (conn is None or entry[0] is conn):
+            del self._tunnels[cookie]
 
     # -- housekeeping --------------------------------------------------------------------------
 
@@ -351,18 +420,12 @@ class RtspProtocol(asyncio.Protocol):
         self.conn: RtspConnection | None = None
         self.mode = "new"  # new -> rtsp | tunnel-get | tunnel-post
         self._buffer = b""
-        self._b64 = b""
+        self._input: TunnelInput | None = None
         self._cookie: str | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
-        sock = transport.get_extra_info("socket")
-        if sock is not None:
-            # A bounded kernel buffer per client: a stalled client shows up in our own backlog
-            # (and drops to the next keyframe) after a fraction of a second, not after the
-            # megabytes that loopback autotuning would otherwise absorb.
-            size = max(64 * 1024, self.server.cfg.client_buffer_kb * 1024 // 4)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, size)
+        bound_send_buffer(transport, self.server.cfg.client_buffer_kb)
         self.channel = TcpChannel(transport)
         self.server.connections += 1
         if self.server.connections > MAX_CONNECTIONS:
@@ -372,7 +435,7 @@ class RtspProtocol(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.server.connections -= 1
         if self.mode == "tunnel-get" and self._cookie is not None:
-            self.server.tunnel_closed(self._cookie)
+            self.server.tunnel_closed(self._cookie, self.conn)
         if self.conn is not None and self.mode != "tunnel-post":
             self.conn.close()
 
@@ -428,7 +491,7 @@ class RtspProtocol(asyncio.Protocol):
             self._http_error(400)
             return
         cookie = req.headers.get("x-sessioncookie")
-        if not cookie or len(cookie) > 128:
+        if not cookie or len(cookie) > MAX_TUNNEL_COOKIE:
             self._http_error(400)
             return
         self._cookie = cookie
@@ -449,23 +512,15 @@ class RtspProtocol(asyncio.Protocol):
                 return
             self.mode = "tunnel-post"
             self.conn = conn
+            self._input = TunnelInput(conn)
             self._feed_base64(rest)
         else:
             self._http_error(405)
 
     def _feed_base64(self, data: bytes) -> None:
-        self._b64 += b"".join(data.split())
-        usable = len(self._b64) - len(self._b64) % 4
-        chunk, self._b64 = self._b64[:usable], self._b64[usable:]
-        if not chunk:
-            return
-        try:
-            decoded = base64.b64decode(chunk, validate=True)
-        except (binascii.Error, ValueError):
-            assert self.channel is not None
+        assert self._input is not None and self.channel is not None
+        if not self._input.feed(data):
             self.channel.close()
-            return
-        self._feed(decoded)
 
     def _http_error(self, status: int) -> None:
         assert self.channel is not None

@@ -1,15 +1,21 @@
-"""The aiohttp server: ONVIF services at /onvif/<service>, the masked snapshot JPEG."""
+"""The aiohttp server: ONVIF services at /onvif/<service>, the masked snapshot JPEG, and RTSP
+over HTTP (GET/POST /<stream> with an x-sessioncookie) into the RTSP server's session engine."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
 from vcam.auth.digest import DigestAuth
 from vcam.web.onvif_http import MAX_BODY, OnvifEndpoint
+from vcam.web.rtsp_tunnel import RtspTunnel
 from vcam.web.snapshot import LatestFrame
+
+if TYPE_CHECKING:
+    from vcam.rtsp.server import RtspServer
 
 log = logging.getLogger("vcam.web")
 
@@ -23,6 +29,7 @@ class WebServer:
         latest: LatestFrame,
         digest: DigestAuth,
         stream_sizes: dict[str, tuple[int, int]],
+        rtsp: RtspServer | None = None,
     ) -> None:
         self.bind = bind
         self.port = port
@@ -34,6 +41,11 @@ class WebServer:
         self.app = web.Application(client_max_size=MAX_BODY)
         self.app.router.add_post("/onvif/{service:[A-Za-z0-9_]+}", self.onvif.handle)
         self.app.router.add_get("/snapshot/{stream}.jpg", self.snapshot)
+        # The tunnel reads its POST body as a stream, so client_max_size never applies to it.
+        self.tunnel = RtspTunnel(rtsp) if rtsp is not None and rtsp.streams else None
+        if self.tunnel is not None:
+            self.app.router.add_get(self.tunnel.route, self.tunnel.handle, allow_head=False)
+            self.app.router.add_post(self.tunnel.route, self.tunnel.handle)
         self._runner: web.AppRunner | None = None
 
     async def start(self) -> None:
@@ -47,6 +59,8 @@ class WebServer:
         log.info("HTTP server on %s:%d", self.bind, self.port)
 
     async def stop(self) -> None:
+        if self.tunnel is not None:
+            self.tunnel.close_all()  # open tunnels would hold the shutdown for its timeout
         if self._runner is not None:
             await self._runner.cleanup()
 
