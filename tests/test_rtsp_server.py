@@ -138,7 +138,7 @@ def test_gstreamer_rtspsrc_decodes(server: tuple[str, int], protocols: str) -> N
         ["gst-launch-1.0", "-q", "rtspsrc", *src, "!", "rtph264depay", "!", "h264parse", "!",
          "avdec_h264", "!", "fakesink", "num-buffers=30"]
     )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr + proc.stdout
+    assert proc.returncode == 0, proc.stderr + proc.stdout + "server:\n" + "".join(SERVER_LOG[-15:])
 
 
 def test_ffmpeg_through_the_http_tunnel(server: tuple[str, int]) -> None:

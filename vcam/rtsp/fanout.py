@@ -103,12 +103,20 @@ class UdpTarget:
         self.rtcp.sendto(packet, self.rtcp_addr)
 
     def backlog(self) -> int:
-        # UDP never blocks: the kernel drops for slow clients; this only sees a full socket.
+        # All UDP clients share one socket, whose kernel buffer is also charged with packets
+        # still unread in the receivers' queues: what piles up here is everyone's, so it only
+        # counts when it is large, and it never singles out (disconnects) one client. A slow
+        # UDP receiver loses packets in its own kernel queue instead.
         size: int = getattr(self.rtp, "get_write_buffer_size", lambda: 0)()
-        return size
+        return size if size > UDP_SHARED_LIMIT else 0
+
+    disconnectable = False
 
     def close(self) -> None:
         self.control.close()
+
+
+UDP_SHARED_LIMIT = 8 * 1024 * 1024  # bytes queued in user space for the shared UDP socket
 
 
 class ClientSink:
@@ -143,7 +151,9 @@ class ClientSink:
                 if not self.waiting:
                     log.info("client too slow: dropping until the next keyframe")
                 self.waiting = True
-                if self.overflows >= self.max_overflows:
+                if self.overflows >= self.max_overflows and getattr(
+                    self.target, "disconnectable", True
+                ):
                     log.warning("client overflowed %d times: disconnecting", self.overflows)
                     self.closed = True
                     self.target.close()

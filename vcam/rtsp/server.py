@@ -265,6 +265,9 @@ class RtspServer:
                 rtp_sock.close()
                 rtcp_sock.close()
                 continue
+            # One socket for every UDP client: a deep send buffer (capped by the kernel's
+            # wmem_max) so that receivers' unread packets do not stall everyone's sends.
+            rtp_sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 * 1024 * 1024)
             self.udp_rtp, _ = await loop.create_datagram_endpoint(
                 asyncio.DatagramProtocol, sock=rtp_sock
             )
