@@ -604,3 +604,23 @@ def test_md5_hash_helper_matches_hashlib() -> None:
     ha2 = hashlib.md5(b"GET:/").hexdigest()
     expected = hashlib.md5(f"{ha1}:n:{ha2}".encode()).hexdigest()
     assert digest_response("MD5", "admin", "vcam", "s3cret-pass", "GET", "/", "n") == expected
+
+
+def test_a_digest_is_bound_to_its_uri(auth: DigestAuth) -> None:
+    header = libav(auth.challenge()[0], "DESCRIBE", URI)
+    assert auth.verify("DESCRIBE", header, "10.0.0.1", URI).ok
+    # The same resource written relatively, or with a trailing slash, is the same target.
+    header = libav(auth.challenge()[0], "DESCRIBE", URI, nc=1, cnonce="a")
+    assert auth.verify("DESCRIBE", header, "10.0.0.1", "/main/").ok
+    # A response computed for one URL is not accepted on another.
+    other = libav(auth.challenge()[0], "GET", "/snapshot/sub.jpg")
+    result = auth.verify("GET", other, "10.0.0.1", "/snapshot/main.jpg")
+    assert not result.ok and result.reason == "Digest for another URI"
+
+
+def test_a_throttled_client_is_told_when_to_retry(auth: DigestAuth) -> None:
+    for _ in range(10):
+        auth.verify("DESCRIBE", libav(auth.challenge()[0], "DESCRIBE", URI, password="no"), "x")
+    result = auth.verify("DESCRIBE", libav(auth.challenge()[0], "DESCRIBE", URI), "x")
+    assert not result.ok and result.reason == "throttled"
+    assert result.retry_after_s is not None and result.retry_after_s > 0

@@ -169,7 +169,15 @@ class DigestAuth:
 
     # -- verification ---------------------------------------------------------------------------
 
-    def verify(self, method: str, authorization: str | None, client: str) -> AuthResult:
+    def verify(
+        self,
+        method: str,
+        authorization: str | None,
+        client: str,
+        request_uri: str | None = None,
+    ) -> AuthResult:
+        """Check `authorization` for `method`; with `request_uri`, the Digest must also be for
+        that resource (so a response computed for one URL is not accepted on another)."""
         now = self._clock()
         with self._lock:
             blocked = self._blocked(client, now)
@@ -177,7 +185,7 @@ class DigestAuth:
             return AuthResult(False, reason="throttled", retry_after_s=blocked)
         if authorization is None:
             return AuthResult(False, reason="no credentials")
-        result, counts_as_failure = self._check(method, authorization)
+        result, counts_as_failure = self._check(method, authorization, request_uri)
         with self._lock:
             if result.ok:
                 self._clients.pop(client, None)
@@ -185,7 +193,7 @@ class DigestAuth:
                 self._failed(client, now)
         return result
 
-    def _check(self, method: str, header: str) -> tuple[AuthResult, bool]:
+    def _check(self, method: str, header: str, request_uri: str | None) -> tuple[AuthResult, bool]:
         scheme = header.split(None, 1)[0].lower() if header.strip() else ""
         if scheme != "digest":  # Basic would carry the password in clear
             return AuthResult(False, reason=f"{scheme[:20] or 'empty'} scheme refused"), False
@@ -195,6 +203,8 @@ class DigestAuth:
         p = parsed[1]
         if any(k not in p for k in ("username", "realm", "nonce", "uri", "response")):
             return AuthResult(False, reason="incomplete Digest parameters"), True
+        if request_uri is not None and _target(p["uri"]) != _target(request_uri):
+            return AuthResult(False, reason="Digest for another URI"), True
         algorithm = p.get("algorithm", "MD5")
         algorithm = next((a for a in self.algorithms if a.lower() == algorithm.lower()), "")
         if not algorithm:
@@ -266,3 +276,12 @@ class DigestAuth:
             state.blocked_until = now + min(t.backoff_s * 2**state.strikes, t.max_backoff_s)
             state.strikes = min(state.strikes + 1, 32)
             state.failures = 0
+
+
+def _target(uri: str) -> str:
+    """Path and query of an absolute or relative URI (clients send either form)."""
+    if "://" in uri:
+        rest = uri.split("://", 1)[1]
+        slash = rest.find("/")
+        uri = rest[slash:] if slash >= 0 else "/"
+    return uri.rstrip("/") or "/"

@@ -164,14 +164,16 @@ class RtspConnection:
         auth = self.server.auth
         if auth is None:
             return None
-        result = auth.verify(req.method, req.headers.get("Authorization"), self.client_ip)
+        result = auth.verify(req.method, req.headers.get("Authorization"), self.client_ip, req.uri)
         if result.ok:
             return None
         # The first request of every Digest exchange comes without credentials: not news.
         level = logging.DEBUG if req.headers.get("Authorization") is None else logging.INFO
         log.log(level, "RTSP %s from %s refused: %s", req.method, self.client_ip, result.reason)
-        challenges = [("WWW-Authenticate", c) for c in auth.challenge(stale=result.stale)]
-        return response(req, 401, challenges)
+        headers = [("WWW-Authenticate", c) for c in auth.challenge(stale=result.stale)]
+        if result.retry_after_s is not None:  # throttled: say when to come back
+            headers.append(("Retry-After", str(max(1, round(result.retry_after_s)))))
+        return response(req, 401, headers)
 
     def _resolve(self, req: RtspRequest) -> tuple[str, int | None] | None:
         """(stream, track) named by the request URI; track None for the aggregate URL."""

@@ -57,7 +57,7 @@ class OnvifEndpoint:
                 header = request.headers.get("Authorization")
                 if header is None:
                     return None
-                result = self.digest.verify(request.method, header, client)
+                result = self.digest.verify(request.method, header, client, request.path_qs)
                 if not result.ok:
                     raise faults.not_authorized(result.reason, challenge=True)
                 return result.user

@@ -66,13 +66,13 @@ class WebServer:
 
     async def snapshot(self, request: web.Request) -> web.Response:
         result = self.digest.verify(
-            "GET", request.headers.get("Authorization"), request.remote or ""
+            "GET", request.headers.get("Authorization"), request.remote or "", request.path_qs
         )
         if not result.ok:
-            return web.Response(
-                status=401,
-                headers={"WWW-Authenticate": ", ".join(self.digest.challenge(stale=result.stale))},
-            )
+            headers = {"WWW-Authenticate": ", ".join(self.digest.challenge(stale=result.stale))}
+            if result.retry_after_s is not None:  # throttled: say when to come back
+                headers["Retry-After"] = str(max(1, round(result.retry_after_s)))
+            return web.Response(status=401, headers=headers)
         size = self.stream_sizes.get(request.match_info["stream"])
         if size is None:
             raise web.HTTPNotFound()
