@@ -34,6 +34,8 @@ from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 from lxml import etree
 
+from vcam.onvif.xmlsafe import HARDENED
+
 log = logging.getLogger(__name__)
 
 NS_SOAP12 = "http://www.w3.org/2003/05/soap-envelope"
@@ -136,17 +138,7 @@ class DiscoveryDevice:
 
 
 def _parser() -> etree.XMLParser:
-    # Per call: lxml parsers are not thread-safe.
-    return etree.XMLParser(
-        resolve_entities=False,
-        no_network=True,
-        load_dtd=False,
-        dtd_validation=False,
-        huge_tree=False,
-        remove_comments=True,
-        remove_pis=True,
-        collect_ids=False,
-    )
+    return etree.XMLParser(collect_ids=False, **HARDENED)
 
 
 def _text(el: etree._Element | None) -> str | None:
