@@ -13,14 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
-import os
 import selectors
-import shutil
-import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -64,6 +58,8 @@ from vcam.onvif.discovery import (
     resolve_xaddrs,
     scope_matches,
 )
+
+from .netns import multicast_loopback, run_in_netns
 
 ROOT = Path(__file__).resolve().parents[1]
 EXTERNAL = ROOT / "wsdl" / "external"
@@ -561,13 +557,7 @@ def test_wsdiscovery_client_finds_the_camera(
 def multicast_probe() -> dict[str, object]:
     """Runs inside `unshare -n`: loopback with a multicast route, the responder on 3702 joined to
     239.255.255.250, a listener joined to the group, and a multicast Probe."""
-    for cmd in (
-        ["ip", "link", "set", "lo", "up"],
-        ["ip", "link", "set", "lo", "multicast", "on"],
-        # `src`: Hello's XAddrs use the source address of the multicast route.
-        ["ip", "route", "add", "224.0.0.0/4", "dev", "lo", "src", HOST],
-    ):
-        subprocess.run(cmd, check=True, timeout=10, capture_output=True)
+    multicast_loopback(src=HOST)  # Hello's XAddrs use the multicast route's source address
     group, port = "239.255.255.250", 3702
     device = DiscoveryDevice(
         endpoint_for("ns"),
@@ -610,33 +600,7 @@ def multicast_probe() -> dict[str, object]:
 
 
 def test_hello_probe_bye_over_multicast_in_a_namespace() -> None:
-    if shutil.which("unshare") is None or shutil.which("ip") is None:
-        pytest.fail("the multicast test needs `unshare` (util-linux) and `ip` (iproute2)")
-    code = (
-        "import json; from tests.test_discovery import multicast_probe; "
-        "print('RESULT ' + json.dumps(multicast_probe()))"
-    )
-    proc = subprocess.Popen(
-        ["unshare", "-n", sys.executable, "-c", code],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=ROOT,
-        start_new_session=True,
-    )
-    try:
-        stdout, stderr = proc.communicate(timeout=60)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        stdout, stderr = proc.communicate(timeout=10)
-        pytest.fail(
-            f"the multicast probe did not finish in time: {stdout[-2000:]} {stderr[-2000:]}"
-        )
-    if "unshare failed" in stderr or "Operation not permitted" in stderr:
-        pytest.fail(f"`unshare -n` is not permitted (needs root): {stderr.strip()}")
-    results = [ln for ln in stdout.splitlines() if ln.startswith("RESULT ")]
-    assert proc.returncode == 0 and results, stdout[-4000:] + stderr[-4000:]
-    out = json.loads(results[-1].removeprefix("RESULT "))
+    out = run_in_netns("tests.test_discovery", "multicast_probe", timeout=60)
     assert out["hello_xaddrs"] == "http://127.0.0.1:8080/onvif/device_service"
     assert out["relates_to"] == [True]
     assert out["match_xaddrs"] == ["http://127.0.0.1:8080/onvif/device_service"]

@@ -10,16 +10,12 @@ leaves this machine. That needs root (CI runs as root); without it the test fail
 from __future__ import annotations
 
 import itertools
-import json
-import os
 import re
 import select
 import shutil
-import signal
 import socket
 import struct
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -30,6 +26,7 @@ import pytest
 from vcam.rtsp.messages import TransportSpec, format_transport, parse_transport
 from vcam.rtsp.rtp import RTCP_RR, SenderReport, parse_rtcp, parse_rtp_header
 
+from .netns import multicast_loopback, run_in_netns
 from .rtsp_client import RawRtsp, Reply
 from .vcam_process import VcamProcess, free_port
 
@@ -162,12 +159,7 @@ def first_nal(packet: bytes) -> int:
 
 def multicast_probe(tmp: str) -> dict[str, object]:
     """Runs inside `unshare -n`: loopback with a multicast route, a server, real clients."""
-    for cmd in (
-        ["ip", "link", "set", "lo", "up"],
-        ["ip", "link", "set", "lo", "multicast", "on"],
-        ["ip", "route", "add", "224.0.0.0/4", "dev", "lo"],
-    ):
-        subprocess.run(cmd, check=True, timeout=10, capture_output=True)
+    multicast_loopback()
     port = free_port()
     streams = ONE_STREAM + '[[output.streams]]\nname = "sub"\nwidth = 320\nheight = 180\ngop = 10\n'
     proc = start_server(Path(tmp), port, "", streams)
@@ -270,37 +262,7 @@ def multicast_probe(tmp: str) -> dict[str, object]:
 
 
 def test_udp_multicast_with_real_clients(tmp_path: Path) -> None:
-    if shutil.which("unshare") is None or shutil.which("ip") is None:
-        pytest.fail("the multicast test needs `unshare` (util-linux) and `ip` (iproute2)")
-    code = (
-        "import json, sys; from tests.test_rtsp_transports import multicast_probe; "
-        "print('RESULT ' + json.dumps(multicast_probe(sys.argv[1])))"
-    )
-    # A session of its own: on a timeout, the whole group (server and clients) is killed.
-    proc = subprocess.Popen(
-        ["unshare", "-n", sys.executable, "-c", code, str(tmp_path)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=ROOT,
-        start_new_session=True,
-    )
-    try:
-        stdout, stderr = proc.communicate(timeout=150)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        stdout, stderr = proc.communicate(timeout=10)
-        pytest.fail(
-            f"the multicast probe did not finish in time: {stdout[-2000:]} {stderr[-2000:]}"
-        )
-    if "unshare failed" in stderr or "Operation not permitted" in stderr:
-        pytest.fail(
-            "`unshare -n` is not permitted: the multicast test needs root (or CAP_SYS_ADMIN) to "
-            f"make a private network namespace: {stderr.strip()}"
-        )
-    results = [ln for ln in stdout.splitlines() if ln.startswith("RESULT ")]
-    assert proc.returncode == 0 and results, stdout[-4000:] + stderr[-4000:]
-    out = json.loads(results[-1].removeprefix("RESULT "))
+    out = run_in_netns("tests.test_rtsp_transports", "multicast_probe", str(tmp_path), timeout=150)
     brief = {k: v for k, v in out.items() if k not in ("ffprobe", "ffmpeg", "gstreamer")}
 
     main_a, main_b, sub = (transport_of(Reply(200, {"transport": t})) for t in out["transports"])
