@@ -32,7 +32,7 @@ from vcam.sources.stamp import read_stamp
 from vcam.sources.synthetic import SyntheticScene
 
 from .test_discovery import ha_probe
-from .vcam_process import ROOT, VcamProcess, free_port
+from .vcam_process import ROOT, VcamProcess, free_port, loopback_config
 
 USER, PASSWORD = "admin", "onvif-test-pw"
 SCENE = SyntheticConfig(width=640, height=360, fps=15.0, stamp=True)
@@ -48,26 +48,10 @@ def camera(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, int]]
         "http": free_port(),
         "discovery": free_port(socket.SOCK_DGRAM),
     }
-    config = f"""
-[source]
-uri = "synthetic"
-[source.synthetic]
-width = {SCENE.width}
-height = {SCENE.height}
-fps = {SCENE.fps}
-stamp = true
-[privacy]
-style = "solid"
-[rtsp]
-bind = "127.0.0.1"
-port = {ports["rtsp"]}
-[web]
-bind = "127.0.0.1"
-port = {ports["http"]}
-[onvif]
-discovery = true
-discovery_port = {ports["discovery"]}
-"""
+    config = loopback_config(
+        width=SCENE.width, height=SCENE.height, fps=SCENE.fps, stamp=True,
+        rtsp_port=ports["rtsp"], http_port=ports["http"], discovery_port=ports["discovery"],
+    )  # fmt: skip
     vcam = VcamProcess(tmp, config, PASSWORD)
     vcam.wait_for("ONVIF: http://")
     time.sleep(1.0)  # the first masked frames

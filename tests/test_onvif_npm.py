@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from .vcam_process import ROOT, VcamProcess, free_port
+from .vcam_process import ROOT, VcamProcess, free_port, loopback_config
 
 USER, PASSWORD = "admin", "npm-onvif-test-pw"
 NODE_DIR = ROOT / "tests" / "node"
@@ -34,15 +34,10 @@ def camera(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, int]]
     )
     tmp = tmp_path_factory.mktemp("onvif-npm")
     ports = {"rtsp": free_port(), "http": free_port()}
-    config = f"""
-[source]
-uri = "synthetic"
-[source.synthetic]
-width = {MAIN[0]}
-height = {MAIN[1]}
-fps = 15.0
-[privacy]
-style = "solid"
+    config = loopback_config(
+        width=MAIN[0], height=MAIN[1], fps=15.0, rtsp_port=ports["rtsp"],
+        http_port=ports["http"],
+        tail=f"""
 [[output.streams]]
 name = "main"
 width = 0
@@ -53,15 +48,8 @@ name = "sub"
 width = {SUB[0]}
 height = {SUB[1]}
 bitrate_kbps = 300
-[rtsp]
-bind = "127.0.0.1"
-port = {ports["rtsp"]}
-[web]
-bind = "127.0.0.1"
-port = {ports["http"]}
-[onvif]
-discovery = false
-"""
+""",
+    )  # fmt: skip
     vcam = VcamProcess(tmp, config, PASSWORD)
     vcam.wait_for("ONVIF: http://")
     time.sleep(1.0)  # the first masked frames

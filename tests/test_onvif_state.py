@@ -39,7 +39,7 @@ from vcam.onvif.state import (
 
 from .test_discovery import HOST, custom_probe, new_id, prober, receive, relates_to, running
 from .test_onvif_services import MODEL, call, env, make_model
-from .vcam_process import VcamProcess, free_port
+from .vcam_process import VcamProcess, free_port, loopback_config
 
 WSDL_DIR = str(Path(onvif.__file__).parent / "wsdl")
 ADMIN_PW = "state-test-admin-pw"
@@ -399,24 +399,10 @@ def test_discovery_answers_with_the_scopes_clients_set(tmp_path: Path) -> None:
 
 def test_hostname_and_scopes_set_over_onvif_survive_a_restart(tmp_path: Path) -> None:
     http = free_port()
-    config = f"""
-[source]
-uri = "synthetic"
-[source.synthetic]
-width = 320
-height = 192
-fps = 10.0
-[rtsp]
-bind = "127.0.0.1"
-port = {free_port()}
-[web]
-bind = "127.0.0.1"
-port = {http}
-[onvif]
-discovery = false
-[[output.streams]]
-name = "main"
-"""
+    config = loopback_config(
+        width=320, height=192, fps=10.0, rtsp_port=free_port(), http_port=http, solid=False,
+        tail='[[output.streams]]\nname = "main"',
+    )  # fmt: skip
 
     async def session(change: bool) -> tuple[str, list[tuple[str, str]]]:
         cam = ONVIFCamera("127.0.0.1", http, "admin", ADMIN_PW, WSDL_DIR)

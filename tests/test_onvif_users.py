@@ -21,7 +21,7 @@ from vcam.onvif.faults import SoapFault
 from vcam.onvif.stack import build_dispatcher
 
 from .test_onvif_services import call, env, make_model
-from .vcam_process import VcamProcess, free_port
+from .vcam_process import VcamProcess, free_port, loopback_config
 
 WSDL_DIR = str(Path(onvif.__file__).parent / "wsdl")
 ADMIN_PW = "users-test-admin-pw"
@@ -111,22 +111,10 @@ def _ffprobe(url: str) -> subprocess.CompletedProcess[str]:
 
 def test_a_user_created_over_onvif_streams_and_survives_a_restart(tmp_path: Path) -> None:
     rtsp, http = free_port(), free_port()
-    config = f"""
-[source]
-uri = "synthetic"
-[source.synthetic]
-width = 320
-height = 192
-fps = 10.0
-[rtsp]
-bind = "127.0.0.1"
-port = {rtsp}
-[web]
-bind = "127.0.0.1"
-port = {http}
-[[output.streams]]
-name = "main"
-"""
+    config = loopback_config(
+        width=320, height=192, fps=10.0, rtsp_port=rtsp, http_port=http, solid=False,
+        tail='[[output.streams]]\nname = "main"',
+    )  # fmt: skip
 
     async def create_user() -> None:
         cam = ONVIFCamera("127.0.0.1", http, "admin", ADMIN_PW, WSDL_DIR)

@@ -27,7 +27,7 @@ from vcam.sources.stamp import read_stamp
 from vcam.sources.synthetic import SyntheticScene
 
 from .rtsp_client import RawRtsp
-from .vcam_process import VcamProcess, free_port
+from .vcam_process import VcamProcess, free_port, loopback_config
 from .xsd import onvif_schema
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -40,26 +40,10 @@ SERVER_LOG: list[str] = []  # the server's stdout (status lines every second)
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int]]:
     tmp = tmp_path_factory.mktemp("rtsp")
     port = free_port()
-    config = f"""
-[source]
-uri = "synthetic"
-[source.synthetic]
-width = {SCENE.width}
-height = {SCENE.height}
-fps = {SCENE.fps}
-stamp = true
-[privacy]
-style = "solid"
-[web]
-bind = "127.0.0.1"
-port = 0
-[onvif]
-discovery = false
-[rtsp]
-bind = "127.0.0.1"
-port = {port}
-client_buffer_kb = 256
-max_overflows = 3
+    config = loopback_config(
+        width=SCENE.width, height=SCENE.height, fps=SCENE.fps, stamp=True, rtsp_port=port,
+        rtsp="client_buffer_kb = 256\nmax_overflows = 3",
+        tail="""
 [[output.streams]]
 name = "main"
 gop = 15
@@ -68,7 +52,8 @@ name = "sub"
 width = 320
 height = 180
 gop = 15
-"""
+""",
+    )  # fmt: skip
     vcam = VcamProcess(tmp, config, PASSWORD, "--status-every", "1")
     vcam.wait_for(f"RTSP: rtsp://127.0.0.1:{port}/main")
     global SERVER_LOG

@@ -28,7 +28,7 @@ from vcam.rtsp.rtp import RTCP_RR, SenderReport, parse_rtcp, parse_rtp_header
 
 from .netns import multicast_loopback, run_in_netns
 from .rtsp_client import RawRtsp, Reply
-from .vcam_process import VcamProcess, free_port
+from .vcam_process import VcamProcess, free_port, loopback_config
 
 ROOT = Path(__file__).resolve().parents[1]
 USER, PASSWORD = "admin", "rtsp-transports-pw"
@@ -43,26 +43,9 @@ KEYFRAME_NALS = (24, 7, 5)  # STAP-A (SPS/PPS), SPS, IDR
 
 def start_server(tmp: Path, port: int, rtsp_extra: str, streams: str) -> VcamProcess:
     """Starts `vcam serve` on a synthetic 640x360 scene and waits (bounded) for its RTSP URL."""
-    config = f"""
-[source]
-uri = "synthetic"
-[source.synthetic]
-width = 640
-height = 360
-fps = 10.0
-[privacy]
-style = "solid"
-[web]
-bind = "127.0.0.1"
-port = 0
-[onvif]
-discovery = false
-[rtsp]
-bind = "{HOST}"
-port = {port}
-{rtsp_extra}
-{streams}
-"""
+    config = loopback_config(
+        width=640, height=360, fps=10.0, rtsp_port=port, rtsp=rtsp_extra, tail=streams
+    )
     vcam = VcamProcess(tmp, config, PASSWORD)
     vcam.wait_for(f"RTSP: rtsp://{HOST}:{port}/main")
     return vcam

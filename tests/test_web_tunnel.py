@@ -25,7 +25,7 @@ import pytest
 from vcam.rtsp.rtp import parse_rtp_header
 
 from .rtsp_client import RawRtsp
-from .vcam_process import ROOT, VcamProcess, free_port
+from .vcam_process import ROOT, VcamProcess, free_port, loopback_config
 
 USER, PASSWORD = "admin", "tunnel-test-pw"
 HOST = "127.0.0.1"
@@ -36,29 +36,11 @@ SERVER_LOG: list[str] = []  # the server's output (a status line every second)
 def camera(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, int]]:
     tmp = tmp_path_factory.mktemp("tunnel")
     ports = {"rtsp": free_port(), "http": free_port()}
-    config = f"""
-[source]
-uri = "synthetic"
-[source.synthetic]
-width = 640
-height = 360
-fps = 15.0
-[privacy]
-style = "solid"
-[rtsp]
-bind = "{HOST}"
-port = {ports["rtsp"]}
-client_buffer_kb = 256
-max_overflows = 3
-[web]
-bind = "{HOST}"
-port = {ports["http"]}
-[onvif]
-discovery = false
-[[output.streams]]
-name = "main"
-gop = 15
-"""
+    config = loopback_config(
+        width=640, height=360, fps=15.0, rtsp_port=ports["rtsp"], http_port=ports["http"],
+        rtsp="client_buffer_kb = 256\nmax_overflows = 3",
+        tail='[[output.streams]]\nname = "main"\ngop = 15',
+    )  # fmt: skip
     vcam = VcamProcess(tmp, config, PASSWORD, "--status-every", "1")
     vcam.wait_for("ONVIF: http://")
     global SERVER_LOG

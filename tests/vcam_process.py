@@ -67,3 +67,49 @@ class VcamProcess:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait(10)
+
+
+def loopback_config(
+    *,
+    width: int,
+    height: int,
+    fps: float,
+    rtsp_port: int,
+    http_port: int = 0,
+    stamp: bool = False,
+    solid: bool = True,
+    discovery_port: int | None = None,
+    rtsp: str = "",
+    tail: str = "",
+) -> str:
+    """A `vcam serve` config on the synthetic scene with every server on 127.0.0.1.
+
+    `solid`: the solid mask style, so tests can tell masked pixels; `discovery_port`: turn
+    WS-Discovery on there (it joins no multicast group on loopback); `rtsp`: more [rtsp] keys;
+    `tail`: more tables (e.g. [[output.streams]]).
+    """
+    discovery = (
+        f"discovery = true\ndiscovery_port = {discovery_port}"
+        if discovery_port is not None
+        else "discovery = false"
+    )
+    style = '[privacy]\nstyle = "solid"\n' if solid else ""
+    return f"""
+[source]
+uri = "synthetic"
+[source.synthetic]
+width = {width}
+height = {height}
+fps = {fps}
+stamp = {"true" if stamp else "false"}
+{style}[web]
+bind = "127.0.0.1"
+port = {http_port}
+[onvif]
+{discovery}
+[rtsp]
+bind = "127.0.0.1"
+port = {rtsp_port}
+{rtsp}
+{tail}
+"""
