@@ -39,6 +39,10 @@ class Channel(Protocol):
 class Target(Protocol):
     """How one client receives one track."""
 
+    # Whether a client that keeps overflowing is cut off; not for shared sockets, whose queue
+    # is everyone's.
+    disconnectable: bool
+
     def send(self, batch: SharedBatch) -> None: ...
     def send_rtcp(self, packet: bytes) -> None: ...
     def backlog(self) -> int: ...
@@ -62,6 +66,8 @@ class SharedBatch:
 
 
 class TcpTarget:
+    disconnectable = True
+
     def __init__(self, channel: Channel, rtp_channel: int) -> None:
         self.channel = channel
         self.rtp_channel = rtp_channel
@@ -151,9 +157,7 @@ class ClientSink:
                 if not self.waiting:
                     log.info("client too slow: dropping until the next keyframe")
                 self.waiting = True
-                if self.overflows >= self.max_overflows and getattr(
-                    self.target, "disconnectable", True
-                ):
+                if self.overflows >= self.max_overflows and self.target.disconnectable:
                     log.warning("client overflowed %d times: disconnecting", self.overflows)
                     self.closed = True
                     self.target.close()

@@ -123,6 +123,8 @@ def bound_send_buffer(transport: asyncio.BaseTransport, client_buffer_kb: int) -
 class MulticastTarget:
     """One group:port pair per track; every multicast client of the track shares it."""
 
+    disconnectable = False
+
     def __init__(self, group: str, ports: tuple[int, int], ttl: int, interface: str) -> None:
         self.rtp_addr, self.rtcp_addr = (group, ports[0]), (group, ports[1])
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
