@@ -148,3 +148,22 @@ def test_a_user_created_over_onvif_streams_and_survives_a_restart(tmp_path: Path
         assert bad.returncode != 0 and "401" in bad.stderr
     finally:
         again.stop()
+
+
+def test_the_configured_password_wins_over_the_kept_one(tmp_path: Path) -> None:
+    from vcam.config import config_from_dict
+    from vcam.datadir import user_store
+
+    def start(password: str) -> UserStore:
+        cfg = config_from_dict({"data_dir": str(tmp_path), "auth": {"password": password}})
+        return user_store(cfg)[0]
+
+    assert start("first-password").get("admin") == User(
+        "admin", "first-password", UserLevel.ADMINISTRATOR
+    )
+    assert start("second-password").get("admin").password == "second-password"  # type: ignore[union-attr]
+    # The generated password is used only while nobody configured one.
+    cfg = config_from_dict({"data_dir": str(tmp_path / "fresh")})
+    store, shown, where = user_store(cfg)
+    assert shown is not None and where is not None and where.read_text().strip() == shown
+    assert store.get("admin").password == shown  # type: ignore[union-attr]
