@@ -33,8 +33,8 @@ from lxml import etree
 
 from vcam.auth.digest import DigestAuth, Throttle
 from vcam.auth.users import User, UserLevel, UserStore
-from vcam.config import Config, WebConfig
-from vcam.media.types import MaskedFrame, Verdict
+from vcam.config import Config, StreamConfig, WebConfig
+from vcam.media.types import MaskedFrame, SourceInfo, Verdict
 from vcam.onvif.discovery import default_scopes
 from vcam.onvif.model import DeviceModel, StreamInfo
 from vcam.onvif.soap import NSMAP, SOAP12, WSSE, WSU, AccessClass, allowed
@@ -42,6 +42,7 @@ from vcam.onvif.stack import build_dispatcher, build_web
 from vcam.web.server import WebServer
 from vcam.web.snapshot import LatestFrame
 
+from .onvif_model import media_for, stream_infos
 from .onvif_xsd import validate
 
 ADMIN = ("admin", "Vcam-Test-Pass1")
@@ -55,8 +56,10 @@ TIMEOUT = 10.0  # every socket operation is bounded
 
 FRAME_W, FRAME_H = 320, 240
 # The main stream is scaled from the frame size; the sub stream is the frame size.
-MAIN = StreamInfo("main", "MainProfile", "encoder_main", 640, 360, 25.0, 2000, 50, "High")
-SUB = StreamInfo("sub", "SubProfile", "encoder_sub", FRAME_W, FRAME_H, 12.5, 500, 25, "Main")
+MAIN_CFG = StreamConfig("main", 640, 360, 25.0, 2000, 50, profile="high")
+SUB_CFG = StreamConfig("sub", FRAME_W, FRAME_H, 12.5, 500, 25, profile="main")
+SOURCE = SourceInfo(FRAME_W, FRAME_H, 25.0)
+MAIN, SUB = stream_infos(media_for(MAIN_CFG, SUB_CFG), SOURCE)
 
 PREAUTH = {
     f"{{{TDS}}}GetSystemDateAndTime",
@@ -106,7 +109,8 @@ def make_model(users: UserStore) -> DeviceModel:
         mac="02:00:5e:10:00:01",
         http_port=0,
         rtsp_port=8554,
-        streams=(MAIN, SUB),
+        source=SOURCE,
+        media=media_for(MAIN_CFG, SUB_CFG),
         scopes=tuple(default_scopes("vcam", "vcam-1")),
         users=users,
     )
@@ -558,8 +562,8 @@ VALID_REQUESTS = {
     "GetProfiles": "<trt:GetProfiles/>",
     "GetStreamUri": "<trt:GetStreamUri><trt:StreamSetup><tt:Stream>RTP-Unicast</tt:Stream>"
     "<tt:Transport><tt:Protocol>RTSP</tt:Protocol></tt:Transport></trt:StreamSetup>"
-    "<trt:ProfileToken>MainProfile</trt:ProfileToken></trt:GetStreamUri>",
-    "GetSnapshotUri": "<trt:GetSnapshotUri><trt:ProfileToken>SubProfile</trt:ProfileToken>"
+    "<trt:ProfileToken>profile_main</trt:ProfileToken></trt:GetStreamUri>",
+    "GetSnapshotUri": "<trt:GetSnapshotUri><trt:ProfileToken>profile_sub</trt:ProfileToken>"
     "</trt:GetSnapshotUri>",
     "GetCapabilities": "<tds:GetCapabilities><tds:Category>All</tds:Category>"
     "</tds:GetCapabilities>",

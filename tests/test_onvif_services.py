@@ -10,15 +10,18 @@ import pytest
 from lxml import etree
 
 from vcam.auth.users import User, UserLevel, UserStore
+from vcam.config import StreamConfig
+from vcam.media.types import SourceInfo
 from vcam.onvif.device import SERVICES, register_device
 from vcam.onvif.discovery import default_scopes
 from vcam.onvif.faults import SoapFault
 from vcam.onvif.media import register_media
-from vcam.onvif.model import DeviceModel, StreamInfo
+from vcam.onvif.model import DeviceModel
 from vcam.onvif.service import OnvifDispatcher, OnvifRequest
 from vcam.onvif.soap import NS, NSMAP, SOAP12, AccessClass, Dispatcher, envelope, parse_envelope
 from vcam.onvif.state import DeviceSettings, DeviceState
 
+from .onvif_model import media_for, stream_infos
 from .onvif_xsd import validate
 
 CORPUS = Path(__file__).parent / "corpus" / "soap"
@@ -28,8 +31,10 @@ HOST = "192.168.1.20:8080"
 PASSWORDS = ("Vcam-Test-Pass1", "Viewer-Pass2")
 TDS, TRT, TT = NSMAP["tds"], NSMAP["trt"], NSMAP["tt"]
 
-MAIN = StreamInfo("main", "MainProfile", "encoder_main", 1280, 720, 25.0, 2000, 50, "High")
-SUB = StreamInfo("sub", "SubProfile", "encoder_sub", 640, 360, 12.5, 500, 25, "Main")
+MAIN_CFG = StreamConfig("main", 1280, 720, 25.0, 2000, 50, profile="high")
+SUB_CFG = StreamConfig("sub", 640, 360, 12.5, 500, 25, profile="main")
+SOURCE = SourceInfo(1280, 720, 25.0)
+MAIN, SUB = stream_infos(media_for(MAIN_CFG, SUB_CFG), SOURCE)
 
 
 def make_model(**changes: object) -> DeviceModel:
@@ -49,7 +54,8 @@ def make_model(**changes: object) -> DeviceModel:
         "mac": "02:00:5e:10:00:01",
         "http_port": 8080,
         "rtsp_port": 8554,
-        "streams": (MAIN, SUB),
+        "source": SOURCE,
+        "media": media_for(MAIN_CFG, SUB_CFG),
         "scopes": tuple(default_scopes("vcam", "vcam-1")),
         "users": users,
     }
@@ -143,7 +149,7 @@ REQUESTS: dict[str, str] = {
     "tds:SystemReboot": "<tds:SystemReboot/>",
     "trt:GetServiceCapabilities": "<trt:GetServiceCapabilities/>",
     "trt:GetProfiles": "<trt:GetProfiles/>",
-    "trt:GetProfile": "<trt:GetProfile><trt:ProfileToken>SubProfile</trt:ProfileToken>"
+    "trt:GetProfile": "<trt:GetProfile><trt:ProfileToken>profile_sub</trt:ProfileToken>"
     "</trt:GetProfile>",
     "trt:GetVideoSources": "<trt:GetVideoSources/>",
     "trt:GetVideoSourceConfigurations": "<trt:GetVideoSourceConfigurations/>",
@@ -158,8 +164,8 @@ REQUESTS: dict[str, str] = {
     "metadata_config</trt:ConfigurationToken></trt:GetMetadataConfiguration>",
     "trt:GetStreamUri": "<trt:GetStreamUri><trt:StreamSetup><tt:Stream>RTP-Unicast</tt:Stream>"
     "<tt:Transport><tt:Protocol>RTSP</tt:Protocol></tt:Transport></trt:StreamSetup>"
-    "<trt:ProfileToken>MainProfile</trt:ProfileToken></trt:GetStreamUri>",
-    "trt:GetSnapshotUri": "<trt:GetSnapshotUri><trt:ProfileToken>MainProfile</trt:ProfileToken>"
+    "<trt:ProfileToken>profile_main</trt:ProfileToken></trt:GetStreamUri>",
+    "trt:GetSnapshotUri": "<trt:GetSnapshotUri><trt:ProfileToken>profile_main</trt:ProfileToken>"
     "</trt:GetSnapshotUri>",
 }
 
@@ -415,7 +421,7 @@ def test_prefixes_do_not_matter(dispatcher: OnvifDispatcher) -> None:
     default_ns = (
         f'<Envelope xmlns="{SOAP12}"><Body><GetStreamUri xmlns="{TRT}"><StreamSetup>'
         f'<Stream xmlns="{TT}">RTP-Unicast</Stream><Transport xmlns="{TT}"><Protocol>RTSP'
-        "</Protocol></Transport></StreamSetup><ProfileToken>MainProfile</ProfileToken>"
+        "</Protocol></Transport></StreamSetup><ProfileToken>profile_main</ProfileToken>"
         "</GetStreamUri></Body></Envelope>"
     ).encode()
     assert etree.tostring(call(dispatcher, default_ns)) == etree.tostring(prefixed)
@@ -452,8 +458,8 @@ def test_profiles_are_h264_with_the_stream_sizes(dispatcher: OnvifDispatcher) ->
             "239.255.42.42"
         )
     assert seen == [
-        ("MainProfile", "true", "main", "H264", "1280", "720", "High"),
-        ("SubProfile", "true", "sub", "H264", "640", "360", "Main"),
+        ("profile_main", "true", "main", "H264", "1280", "720", "High"),
+        ("profile_sub", "true", "sub", "H264", "640", "360", "Main"),
     ]
 
 
@@ -476,7 +482,7 @@ def test_stream_uri_for_each_profile(
 
 def test_snapshot_uri(dispatcher: OnvifDispatcher) -> None:
     body = (
-        "<trt:GetSnapshotUri><trt:ProfileToken>SubProfile</trt:ProfileToken></trt:GetSnapshotUri>"
+        "<trt:GetSnapshotUri><trt:ProfileToken>profile_sub</trt:ProfileToken></trt:GetSnapshotUri>"
     )
     answer = call(dispatcher, env(body), "cam.example:80")
     uri = answer.findtext("trt:MediaUri/tt:Uri", namespaces=NS)
@@ -517,13 +523,13 @@ def test_unknown_profile_token(dispatcher: OnvifDispatcher, body: str) -> None:
         (
             "<trt:GetStreamUri><trt:StreamSetup><tt:Stream>RTP-Broadcast</tt:Stream>"
             "<tt:Transport><tt:Protocol>RTSP</tt:Protocol></tt:Transport></trt:StreamSetup>"
-            "<trt:ProfileToken>MainProfile</trt:ProfileToken></trt:GetStreamUri>",
+            "<trt:ProfileToken>profile_main</trt:ProfileToken></trt:GetStreamUri>",
             ["ter:InvalidArgVal"],
         ),
         (
             "<trt:GetStreamUri><trt:StreamSetup><tt:Stream>RTP-Unicast</tt:Stream>"
             "<tt:Transport><tt:Protocol>SCTP</tt:Protocol></tt:Transport></trt:StreamSetup>"
-            "<trt:ProfileToken>MainProfile</trt:ProfileToken></trt:GetStreamUri>",
+            "<trt:ProfileToken>profile_main</trt:ProfileToken></trt:GetStreamUri>",
             ["ter:InvalidArgVal"],
         ),
         ("<trt:GetProfile/>", ["ter:InvalidArgs"]),
@@ -545,7 +551,7 @@ def test_encoder_options_only_streamable_resolutions(dispatcher: OnvifDispatcher
     every = call(dispatcher, env(f"<trt:{op}/>"))
     assert resolutions(every) == [("1280", "720"), ("640", "360")]
     sub = call(
-        dispatcher, env(f"<trt:{op}><trt:ProfileToken>SubProfile</trt:ProfileToken></trt:{op}>")
+        dispatcher, env(f"<trt:{op}><trt:ProfileToken>profile_sub</trt:ProfileToken></trt:{op}>")
     )
     assert resolutions(sub) == [("640", "360")]
     main = call(
@@ -555,7 +561,7 @@ def test_encoder_options_only_streamable_resolutions(dispatcher: OnvifDispatcher
     assert resolutions(main) == [("1280", "720")]
     mismatch = env(
         f"<trt:{op}><trt:ConfigurationToken>encoder_main</trt:ConfigurationToken>"
-        f"<trt:ProfileToken>SubProfile</trt:ProfileToken></trt:{op}>"
+        f"<trt:ProfileToken>profile_sub</trt:ProfileToken></trt:{op}>"
     )
     assert fault(dispatcher, mismatch).subcodes == ["ter:InvalidArgVal", "ter:NoConfig"]
 

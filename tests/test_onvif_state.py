@@ -24,6 +24,7 @@ from onvif import ONVIFCamera
 from vcam.auth.users import UserLevel
 from vcam.config import Config, OnvifConfig, WebConfig
 from vcam.errors import ConfigError
+from vcam.media.types import SourceInfo
 from vcam.onvif.faults import RECEIVER, SENDER, SoapFault
 from vcam.onvif.model import DeviceModel
 from vcam.onvif.soap import NS, AccessClass, Dispatcher, allowed
@@ -333,9 +334,9 @@ def test_a_damaged_file_is_a_clear_error(tmp_path: Path, text: str) -> None:
 
 def test_a_rebuilt_device_model_keeps_the_state(tmp_path: Path) -> None:
     cfg = Config(data_dir=str(tmp_path))
-    first = device_model(cfg, MODEL.users, (640, 360), 25.0, 8080, 8554)
+    first = device_model(cfg, MODEL.users, SourceInfo(640, 360, 25.0), 8080, 8554)
     first.state.set_hostname("kept")
-    second = device_model(cfg, MODEL.users, (1280, 720), 25.0, 8080, 8554, first.state)
+    second = device_model(cfg, MODEL.users, SourceInfo(1280, 720, 25.0), 8080, 8554, first.state)
     assert second.state is first.state  # a rebuilt model follows the same settings
     assert DeviceState.load(tmp_path / "device.json").settings.hostname == "kept"
 
@@ -370,7 +371,7 @@ def test_discovery_answers_with_the_scopes_clients_set(tmp_path: Path) -> None:
         web=WebConfig(bind=HOST),
         onvif=OnvifConfig(discovery_port=0),
     )
-    model = device_model(cfg, MODEL.users, (640, 360), 25.0, 8080, 8554)
+    model = device_model(cfg, MODEL.users, SourceInfo(640, 360, 25.0), 8080, 8554)
     responder = build_discovery(cfg, model, 8080)
     with running(responder), prober() as sock:
 

@@ -12,10 +12,13 @@ from vcam.config import Config
 from vcam.encode.file_writer import MaskedFileWriter, check_writable
 from vcam.encode.stream_sink import StreamEncoderSink
 from vcam.media.bus import EncodedBus
-from vcam.media.types import ObjectClass
+from vcam.media.types import ObjectClass, SourceInfo
+from vcam.media_settings import MediaSettings, MediaSettingsStore
 from vcam.pipeline import Pipeline, PipelineStats
 from vcam.privacy.detectors import Detector, create_detector
 from vcam.privacy.gate import MODE_CLASSES
+from vcam.privacy.masks import rgb_to_yuv
+from vcam.privacy.zones import StaticMask
 from vcam.sources import Source, open_source
 from vcam.web.snapshot import LatestFrame
 
@@ -37,12 +40,35 @@ def build_detectors(cfg: Config) -> list[Detector]:
     return detectors
 
 
-class Camera:
-    """The live camera: source -> masked pipeline -> one encoder per stream -> encoded bus."""
+_MASK_STYLES = {"Color": "solid", "Pixelated": "mosaic", "Blurred": "blur"}
 
-    def __init__(self, cfg: Config, source: Source | None = None) -> None:
+
+def static_masks(settings: MediaSettings) -> tuple[StaticMask, ...]:
+    """The enabled client-set masks as the gate draws them."""
+    return tuple(
+        StaticMask(
+            m.polygon,
+            _MASK_STYLES[m.kind],
+            rgb_to_yuv(m.color) if m.kind == "Color" else None,
+        )
+        for m in settings.masks
+        if m.enabled
+    )
+
+
+class Camera:
+    """The live camera: source -> masked pipeline -> one encoder per stream -> encoded bus.
+
+    It follows `media` (what ONVIF clients and the web page set) live: encoder settings, static
+    masks and imaging apply from the next frame on.
+    """
+
+    def __init__(
+        self, cfg: Config, source: Source | None = None, media: MediaSettingsStore | None = None
+    ) -> None:
         self.cfg = cfg
         self.source = source if source is not None else open_source(cfg.source)
+        self.media = media if media is not None else MediaSettingsStore.load(None, cfg)
         self.detectors = build_detectors(cfg)
         self.bus = EncodedBus(default_maxsize=cfg.output.subscriber_queue)
         self.encoders = [
@@ -58,12 +84,28 @@ class Camera:
             [*self.encoders, self.metadata, self.latest],
             live=True,
         )
+        self._follow(self.media.settings)
+        self._unsubscribe = self.media.subscribe(self._follow)
+
+    def _follow(self, settings: MediaSettings) -> None:
+        configured = {st.name: st for st in self.cfg.output.streams}
+        for sink in self.encoders:
+            enc = next((e for e in settings.encoders if e.stream == sink.stream.name), None)
+            if enc is not None:
+                sink.reconfigure(enc.stream_config(configured[enc.stream]))
+        self.pipeline.gate.static_masks = static_masks(settings)
+
+    def source_info(self) -> SourceInfo:
+        """The source's frame size and rate (size 0x0 until a network source's first frame)."""
+        width, height = self.source_size()
+        return SourceInfo(width, height, self.source.fps)
 
     def start(self) -> None:
         log.info("source: %s", self.source.description)
         self.pipeline.start()
 
     def stop(self, timeout: float = 5.0) -> None:
+        self._unsubscribe()
         self.pipeline.stop()
         if not self.pipeline.join(timeout):
             log.warning("pipeline threads still running after %.1f s", timeout)

@@ -24,7 +24,6 @@ if TYPE_CHECKING:
     from collections.abc import Awaitable
 
     from vcam.app import Camera
-    from vcam.auth.users import UserStore
     from vcam.media.recorder import AnnexBRecorder
     from vcam.rtsp.server import RtspServer
     from vcam.web.server import WebServer
@@ -172,12 +171,13 @@ async def _serve(cfg: Config, args: argparse.Namespace) -> int:
     from vcam.auth.digest import DigestAuth
     from vcam.datadir import user_store
     from vcam.media.recorder import AnnexBRecorder
-    from vcam.onvif.stack import build_discovery, build_web, device_model
+    from vcam.onvif.stack import build_discovery, build_web, device_model, media_store
     from vcam.rtsp.server import RtspServer
 
     users, password, password_file = user_store(cfg)
     digest = DigestAuth(users, cfg.auth.realm)  # one credential check for RTSP and HTTP
-    camera = Camera(cfg)
+    media = media_store(cfg)  # what ONVIF clients set: the camera follows it live
+    camera = Camera(cfg, media=media)
     host = _advertised_host(cfg.rtsp.bind)
     rtsp = None
     if cfg.rtsp.enabled:
@@ -201,8 +201,8 @@ async def _serve(cfg: Config, args: argparse.Namespace) -> int:
     web = discovery = None
     if cfg.web.enabled:
         model = device_model(
-            cfg, users, camera.source_size(), camera.source.fps, cfg.web.port,
-            rtsp.port if rtsp is not None else 0,
+            cfg, users, camera.source_info(), cfg.web.port,
+            rtsp.port if rtsp is not None else 0, media=media,
         )  # fmt: skip
         web = build_web(cfg, model, users, digest, camera.latest, rtsp)
         await _listen(web.start(), "web.port", cfg.web.bind, cfg.web.port)
@@ -228,8 +228,8 @@ async def _serve(cfg: Config, args: argparse.Namespace) -> int:
             print(camera.status_line(), flush=True)
             if rtsp is not None:
                 print("  " + rtsp.stats().line(), flush=True)
-            if web is not None and web.onvif.model.streams:
-                _follow_source_size(web, camera, cfg, users)
+            if web is not None:
+                _follow_source_size(web, camera)
             if camera.pipeline.error:
                 print(f"vcam: error: {camera.pipeline.error}", file=sys.stderr)
                 return 1
@@ -254,16 +254,11 @@ async def _listen(start: Awaitable[None], key: str, bind: str, port: int) -> Non
         raise ConfigError(key, f"cannot listen on {bind}:{port}: {exc.strerror}") from None
 
 
-def _follow_source_size(web: WebServer, camera: Camera, cfg: Config, users: UserStore) -> None:
+def _follow_source_size(web: WebServer, camera: Camera) -> None:
     """A network source's size is known at its first frame: let ONVIF describe it then."""
-    from vcam.onvif.stack import device_model
-
-    size = camera.source_size()
-    model = web.onvif.model
-    if size != (0, 0) and any(s.width == 0 for s in model.streams):
-        web.onvif.model = device_model(
-            cfg, users, size, camera.source.fps, model.http_port, model.rtsp_port, model.state
-        )
+    source = camera.source_info()
+    if source != web.onvif.model.source:
+        web.onvif.model = dataclasses.replace(web.onvif.model, source=source)
 
 
 def _advertised_host(bind: str) -> str:
@@ -299,8 +294,8 @@ def _print_banner(
             print("  RTSP authentication is off (rtsp.require_auth = false)")
     if web is not None:
         print(f"  ONVIF: http://{host}:{web.port}/onvif/device_service")
-        for name in web.stream_sizes:
-            print(f"  snapshot: http://{host}:{web.port}/snapshot/{name}.jpg")
+        for stream in web.onvif.model.streams:
+            print(f"  snapshot: http://{host}:{web.port}/snapshot/{stream.name}.jpg")
     if password is None:
         print(f"  user {cfg.auth.username!r}, password as last set (users kept in {password_file})")
     else:

@@ -9,10 +9,16 @@ they change their state in memory, so a failed write (OSError) changes nothing.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
+import logging
 import os
+import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, Protocol, TypeVar
+
+log = logging.getLogger(__name__)
 
 
 def write_private_json(path: Path, data: Any) -> None:
@@ -32,3 +38,82 @@ def write_private_json(path: Path, data: Any) -> None:
         with contextlib.suppress(OSError):
             tmp.unlink()
         raise
+
+
+class KeptSettings(Protocol):
+    """What a `SettingsStore` keeps: a frozen dataclass with a `revision` counter."""
+
+    @property
+    def revision(self) -> int: ...
+
+    def check(self) -> None: ...
+
+    def to_json(self) -> Any: ...
+
+
+S = TypeVar("S", bound=KeptSettings)
+
+
+class SettingsStore(Generic[S]):
+    """Thread-safe holder of one immutable settings value, written to `path` (if any) before
+    each change takes effect, so a failed write changes nothing and a restart finds it again.
+
+    Subscribers are called after each change, outside the lock, with the new value; one that
+    raises is logged, never the client's problem.
+    """
+
+    def __init__(self, settings: S, path: Path | None = None) -> None:
+        settings.check()
+        self.path = path
+        self._lock = threading.Lock()
+        self._settings = settings
+        self._subscribers: list[Callable[[S], None]] = []
+
+    @property
+    def settings(self) -> S:
+        with self._lock:
+            return self._settings
+
+    def change(self, edit: Callable[[S], S]) -> S:
+        """Applies `edit` to the current value under the lock (it may raise to refuse: then
+        nothing changes), bumps the revision, checks and writes the result, then makes it
+        current and tells the subscribers. `check` errors and OSError change nothing."""
+        with self._lock:
+            before = self._settings
+            after = edit(before)
+            if after == before:
+                return before
+            after = dataclasses.replace(after, revision=before.revision + 1)  # type: ignore[type-var]
+            after.check()
+            if self.path is not None:
+                write_private_json(self.path, after.to_json())
+            self._settings = after
+            subscribers = list(self._subscribers)
+        for callback in subscribers:
+            try:
+                callback(after)
+            except Exception:
+                log.exception("settings subscriber failed")
+        return after
+
+    def subscribe(self, callback: Callable[[S], None]) -> Callable[[], None]:
+        """Calls `callback(settings)` after every change; returns a function that unsubscribes."""
+        with self._lock:
+            self._subscribers.append(callback)
+
+        def unsubscribe() -> None:
+            with self._lock:
+                if callback in self._subscribers:
+                    self._subscribers.remove(callback)
+
+        return unsubscribe
+
+
+def read_json(path: Path) -> Any | None:
+    """The JSON kept in `path`, None if there is no such file; OSError and ValueError (bad
+    JSON) propagate for the caller to name the file."""
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return None
+    return json.loads(text)

@@ -34,6 +34,13 @@ class FrameSink(Protocol):
     def on_frame(self, masked: MaskedFrame) -> None: ...
 
 
+class FrameStage(Protocol):
+    """Changes a masked frame before any sink sees it (imaging adjustments). It only ever gets
+    masked frames, so it cannot leak; if it fails, the gate stops and nothing leaves."""
+
+    def apply(self, masked: MaskedFrame) -> MaskedFrame: ...
+
+
 @dataclass(frozen=True)
 class PipelineStats:
     gate: GateStats
@@ -53,10 +60,12 @@ class Pipeline:
         sinks: Sequence[FrameSink],
         *,
         live: bool,
+        stages: Sequence[FrameStage] = (),
     ) -> None:
         self.cfg = cfg
         self.source = source
         self.sinks = list(sinks)
+        self.stages = list(stages)
         self.live = live
         # Offline, nothing waits for the output: the deadline only guards against a hung
         # detector, and a slow machine must not turn frames into fail-closed ones.
@@ -156,6 +165,8 @@ class Pipeline:
                         wait = 0.05 if deadline is None else deadline - time.monotonic()
                         self._cond.wait(min(max(wait, 0.001), 0.05))
                 for masked in out:
+                    for stage in self.stages:
+                        masked = stage.apply(masked)
                     for sink in self.sinks:
                         sink.on_frame(masked)
                 if finished:

@@ -22,6 +22,12 @@ from vcam.media.types import EncodedUnit, MaskedFrame
 TIME_BASE = Fraction(1, 1_000_000)  # pts are the pipeline's microseconds, unchanged
 
 
+def effective_fps(requested: float, source_fps: float) -> float:
+    """The rate a stream really has: only decimation, never more frames than the source gives
+    (0 requested: the source's rate)."""
+    return requested if 0 < requested < source_fps else source_fps
+
+
 class H264Encoder:
     """One libx264 context for one output stream. Not thread-safe except `request_keyframe`.
 
@@ -45,8 +51,7 @@ class H264Encoder:
         if self.width < 16 or self.height < 16:
             raise OutputError(f"stream {config.name}: bad size {self.width}x{self.height}")
         self.source_fps = source_fps if source_fps > 0 else 30.0
-        # Only decimate when the stream asks for fewer frames than the source gives.
-        self.fps = config.fps if 0 < config.fps < self.source_fps else self.source_fps
+        self.fps = effective_fps(config.fps, self.source_fps)
         self._decimate = self.fps < self.source_fps
         self._next_due_us: float | None = None
         self._keyframe = threading.Event()

@@ -164,3 +164,12 @@ class EncodedUnit:
     height: int
     index: int = 0
     nal_types: tuple[int, ...] = field(default=())
+
+
+@dataclass(frozen=True)
+class SourceInfo:
+    """The video source: its size is 0x0 until a network source delivered its first frame."""
+
+    width: int
+    height: int
+    fps: float

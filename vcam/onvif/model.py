@@ -1,8 +1,9 @@
 """What the ONVIF services describe: the camera as the rest of vcam configured it.
 
 One read-only snapshot built from the configuration and the running servers; the services
-render it, they never reach into the pipeline themselves. What clients change lives in the two
-stores it holds: `users` and `state` (hostname, scopes, discovery mode: vcam/onvif/state.py).
+render it, they never reach into the pipeline themselves. What clients change lives in the
+stores it holds: `users`, `state` (hostname, scopes, discovery mode: vcam/onvif/state.py) and
+`media` (encoders, profiles, masks, imaging: vcam/media_settings.py), which the camera follows.
 """
 
 from __future__ import annotations
@@ -14,7 +15,10 @@ from dataclasses import dataclass, field
 
 from vcam import __version__
 from vcam.auth.users import UserStore
-from vcam.config import RtspConfig
+from vcam.config import Config, RtspConfig
+from vcam.encode.h264 import effective_fps
+from vcam.media.types import SourceInfo
+from vcam.media_settings import EncoderSettings, MediaSettingsStore, profile_token
 from vcam.onvif.state import DeviceState
 
 
@@ -31,6 +35,31 @@ class StreamInfo:
     bitrate_kbps: int
     gop: int
     h264_profile: str  # "Baseline" | "Main" | "High" (tt:H264Profile)
+    name_label: str = ""  # tt:Name of its encoder configuration ("" : the stream name)
+
+    @classmethod
+    def of(cls, enc: EncoderSettings, source: SourceInfo) -> StreamInfo:
+        """What the encoder really streams: a size or rate of 0 follows the source."""
+        width, height = (enc.width, enc.height) if enc.width else (source.width, source.height)
+        return cls(
+            name=enc.stream,
+            profile_token=profile_token(enc.stream),
+            encoder_token=enc.token,
+            width=width,
+            height=height,
+            fps=effective_fps(enc.fps, source.fps),
+            bitrate_kbps=enc.bitrate_kbps,
+            gop=enc.gop,
+            h264_profile=_H264_PROFILES[enc.profile],
+            name_label=enc.name,
+        )
+
+
+_H264_PROFILES = {"baseline": "Baseline", "main": "Main", "high": "High"}
+
+
+def _default_media() -> MediaSettingsStore:
+    return MediaSettingsStore.load(None, Config())
 
 
 @dataclass(frozen=True)
@@ -44,7 +73,9 @@ class DeviceModel:
     mac: str  # stable, from configuration: GetNetworkInterfaces HwAddress
     http_port: int
     rtsp_port: int
-    streams: tuple[StreamInfo, ...]
+    source: SourceInfo
+    # Encoders, profiles, masks and imaging as clients set them (vcam/media_settings.py).
+    media: MediaSettingsStore = field(default_factory=_default_media)
     source_token: str = "video_source"
     source_config_token: str = "video_source_config"
     metadata_config_token: str = "metadata_config"
@@ -60,6 +91,11 @@ class DeviceModel:
     # SystemReboot calls it (it must only schedule the restart and return at once); None: the
     # device cannot reboot and SystemReboot answers a fault.
     on_reboot: Callable[[], None] | None = None
+
+    @property
+    def streams(self) -> tuple[StreamInfo, ...]:
+        """One per encoder, as it streams now."""
+        return tuple(StreamInfo.of(e, self.source) for e in self.media.settings.encoders)
 
     @staticmethod
     def default_info() -> dict[str, str]:

@@ -10,10 +10,12 @@ from vcam.auth.users import UserStore
 from vcam.config import Config
 from vcam.datadir import data_dir, device_id, mac_address
 from vcam.errors import ConfigError
+from vcam.media.types import SourceInfo
+from vcam.media_settings import MediaSettingsError, MediaSettingsStore
 from vcam.onvif.device import register_device, scopes
 from vcam.onvif.discovery import DiscoveryDevice, DiscoveryResponder, default_scopes
 from vcam.onvif.media import register_media
-from vcam.onvif.model import DeviceModel, StreamInfo
+from vcam.onvif.model import DeviceModel
 from vcam.onvif.service import OnvifDispatcher
 from vcam.onvif.soap import Dispatcher
 from vcam.onvif.state import DeviceState, DeviceStateError, DiscoveryMode
@@ -25,8 +27,8 @@ from vcam.web.snapshot import LatestFrame
 if TYPE_CHECKING:
     from vcam.rtsp.server import RtspServer
 
-_H264_PROFILES = {"baseline": "Baseline", "main": "Main", "high": "High"}
 DEVICE_STATE_FILE = "device.json"
+MEDIA_STATE_FILE = "media.json"
 
 
 def device_state(cfg: Config) -> DeviceState:
@@ -38,35 +40,27 @@ def device_state(cfg: Config) -> DeviceState:
         raise ConfigError("data_dir", str(exc)) from None
 
 
+def media_store(cfg: Config) -> MediaSettingsStore:
+    """Encoders, profiles, masks and imaging as clients set them, kept in
+    `<data_dir>/media.json`. A damaged file stops vcam with a config error naming it."""
+    try:
+        return MediaSettingsStore.load(data_dir(cfg) / MEDIA_STATE_FILE, cfg)
+    except MediaSettingsError as exc:
+        raise ConfigError("data_dir", str(exc)) from None
+
+
 def device_model(
     cfg: Config,
     users: UserStore,
-    source_size: tuple[int, int],
-    source_fps: float,
+    source: SourceInfo,
     http_port: int,
     rtsp_port: int,
     state: DeviceState | None = None,
+    media: MediaSettingsStore | None = None,
 ) -> DeviceModel:
-    """The camera as ONVIF describes it. A model rebuilt later (e.g. once a network source's
-    size is known) passes the first one's `state`, so handlers and discovery share it."""
+    """The camera as ONVIF describes it. `state` and `media`: the stores the camera already
+    follows (loaded from the data directory when not given)."""
     ident = device_id(cfg)
-    streams = []
-    for st in cfg.output.streams:
-        w, h = (st.width, st.height) if st.width else source_size
-        fps = st.fps if 0 < st.fps < source_fps else source_fps
-        streams.append(
-            StreamInfo(
-                name=st.name,
-                profile_token=f"profile_{st.name}",
-                encoder_token=f"encoder_{st.name}",
-                width=w,
-                height=h,
-                fps=fps,
-                bitrate_kbps=st.bitrate_kbps,
-                gop=st.gop,
-                h264_profile=_H264_PROFILES[st.profile],
-            )
-        )
     info = DeviceModel.default_info()
     return DeviceModel(
         manufacturer=info["manufacturer"],
@@ -78,7 +72,8 @@ def device_model(
         mac=mac_address(ident),
         http_port=http_port,
         rtsp_port=rtsp_port,
-        streams=tuple(streams),
+        source=source,
+        media=media if media is not None else media_store(cfg),
         # Only what is implemented: Profile S streaming today (T and M come with Media2/events).
         scopes=tuple(
             default_scopes(
@@ -109,8 +104,7 @@ def build_web(
 ) -> WebServer:
     """`rtsp`: the server whose sessions the web port's RTSP-over-HTTP tunnel reaches."""
     endpoint = OnvifEndpoint(build_dispatcher(), model, UsernameTokenAuth(users), digest)
-    sizes = {s.name: (s.width, s.height) for s in model.streams}
-    return WebServer(cfg.web.bind, cfg.web.port, endpoint, latest, digest, sizes, rtsp)
+    return WebServer(cfg.web.bind, cfg.web.port, endpoint, latest, digest, rtsp)
 
 
 def build_discovery(cfg: Config, model: DeviceModel, http_port: int) -> DiscoveryResponder:

@@ -13,19 +13,14 @@ go quiet) are called after each change, outside the lock, with the new snapshot.
 from __future__ import annotations
 
 import dataclasses
-import json
-import logging
 import re
-import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
 from vcam.errors import VcamError
-from vcam.persist import write_private_json
-
-log = logging.getLogger(__name__)
+from vcam.persist import SettingsStore, read_json
 
 FILE_VERSION = 1
 MAX_SCOPES = 32  # configurable ones; the fixed ones come on top (ProbeMatch stays one datagram)
@@ -125,62 +120,29 @@ class DeviceSettings:
         return settings
 
 
-Subscriber = Callable[[DeviceSettings], None]
-
-
-class DeviceState:
+class DeviceState(SettingsStore[DeviceSettings]):
     """Thread-safe holder of the `DeviceSettings`, written to `path` (if any) before each change."""
 
     def __init__(self, path: Path | None = None, settings: DeviceSettings | None = None) -> None:
-        self.path = path
-        self._lock = threading.Lock()
-        self._settings = settings or DeviceSettings()
-        self._settings.check()
-        self._subscribers: list[Subscriber] = []
+        super().__init__(settings or DeviceSettings(), path)
 
     @classmethod
     def load(cls, path: Path) -> DeviceState:
         """The settings kept in `path` (defaults if it does not exist yet), saving back there.
         A file that cannot be read or holds invalid settings: DeviceStateError naming it."""
         try:
-            text = path.read_text()
-        except FileNotFoundError:
-            return cls(path)
+            data = read_json(path)
         except OSError as exc:
             raise DeviceStateError(f"cannot read device settings from {path}: {exc}") from None
+        except ValueError as exc:
+            raise DeviceStateError(f"damaged device settings file {path}: {exc}") from None
+        if data is None:
+            return cls(path)
         try:
-            settings = DeviceSettings.from_json(json.loads(text))
-        except (ValueError, DeviceStateError) as exc:  # JSONDecodeError is a ValueError
+            settings = DeviceSettings.from_json(data)
+        except DeviceStateError as exc:
             raise DeviceStateError(f"damaged device settings file {path}: {exc}") from None
         return cls(path, settings)
-
-    @property
-    def settings(self) -> DeviceSettings:
-        with self._lock:
-            return self._settings
-
-    def change(self, edit: Callable[[DeviceSettings], DeviceSettings]) -> DeviceSettings:
-        """Applies `edit` to the current settings under the lock (it may raise to refuse: then
-        nothing changes), checks and writes the result, then makes it current and tells the
-        subscribers. Raises DeviceStateError for invalid settings, OSError if the write fails;
-        either way nothing changes."""
-        with self._lock:
-            before = self._settings
-            after = edit(before)
-            if after == before:
-                return before
-            after = dataclasses.replace(after, revision=before.revision + 1)
-            after.check()
-            if self.path is not None:
-                write_private_json(self.path, after.to_json())
-            self._settings = after
-            subscribers = list(self._subscribers)
-        for callback in subscribers:
-            try:
-                callback(after)
-            except Exception:  # a subscriber's failure is not the client's
-                log.exception("device settings subscriber failed")
-        return after
 
     def set_hostname(self, name: str | None) -> DeviceSettings:
         return self.change(lambda s: dataclasses.replace(s, hostname=name))
@@ -195,15 +157,3 @@ class DeviceState:
     def reset(self) -> DeviceSettings:
         """Factory defaults: the machine's hostname, no configurable scopes, discoverable."""
         return self.change(lambda s: DeviceSettings(revision=s.revision))
-
-    def subscribe(self, callback: Subscriber) -> Callable[[], None]:
-        """Calls `callback(settings)` after every change; returns a function that unsubscribes."""
-        with self._lock:
-            self._subscribers.append(callback)
-
-        def unsubscribe() -> None:
-            with self._lock:
-                if callback in self._subscribers:
-                    self._subscribers.remove(callback)
-
-        return unsubscribe

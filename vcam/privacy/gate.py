@@ -19,7 +19,7 @@ from vcam.media.types import MaskedFrame, ObjectClass, SourceFrame, Verdict
 from vcam.privacy.detection import DetectionJob
 from vcam.privacy.masks import apply_masks, apply_zone_mask, mask_full_frame
 from vcam.privacy.tracker import Tracker
-from vcam.privacy.zones import zone_mask
+from vcam.privacy.zones import StaticMask, zone_mask
 
 MODE_CLASSES: dict[str, frozenset[ObjectClass]] = {
     "face": frozenset({ObjectClass.FACE}),
@@ -72,6 +72,9 @@ class PrivacyGate:
         self._rng = np.random.default_rng(seed)
         self.epoch: int | None = None
         self.size: tuple[int, int] | None = None
+        # Masks clients set at run time (ONVIF Media2, the web page), on top of the configured
+        # zones. Replaced whole from another thread: the gate reads one tuple per frame.
+        self.static_masks: tuple[StaticMask, ...] = ()
 
     # -- input ---------------------------------------------------------------------------------
 
@@ -184,5 +187,10 @@ class PrivacyGate:
         zones = zone_mask(self.cfg.zones, sf.width, sf.height)
         if zones is not None:
             frame = apply_zone_mask(frame, zones, self.cfg.zone_style)
+        for mask in self.static_masks:
+            raster = zone_mask([mask.polygon], sf.width, sf.height)
+            frame = apply_zone_mask(
+                frame, raster, mask.style, mosaic_cells=self.cfg.mosaic_cells, fill=mask.fill
+            )
         verdict = Verdict(sf.index, tuple(regions), tuple(tracks), False)
         return MaskedFrame(frame, sf.index, sf.pts_us, verdict, sf.truth)

@@ -158,6 +158,15 @@ def _render(a: U8, style: str, chroma: bool, block: int) -> None:
         a.fill(NEUTRAL_C if chroma else BLACK_Y)
 
 
+def rgb_to_yuv(rgb: tuple[int, int, int]) -> tuple[int, int, int]:
+    """BT.601 limited-range Y, U, V of an RGB colour: what a decoder shows as that colour."""
+    r, g, b = rgb
+    y = 16 + (65.738 * r + 129.057 * g + 25.064 * b) / 256
+    u = 128 + (-37.945 * r - 74.494 * g + 112.439 * b) / 256
+    v = 128 + (112.439 * r - 94.154 * g - 18.285 * b) / 256
+    return round(y), round(u), round(v)
+
+
 def _check_style(style: str) -> None:
     if style not in STYLES:
         raise ValueError(f"unknown mask style {style!r}; expected one of {', '.join(STYLES)}")
@@ -252,11 +261,12 @@ def apply_zone_mask(
     style: str,
     *,
     mosaic_cells: int = 8,
+    fill: tuple[int, int, int] | None = None,
 ) -> av.VideoFrame:
     """Mask the true pixels of a static zone raster (luma resolution) in place.
 
     solid/blocks fill the polygon; mosaic/blur render the polygon's bounding box and copy the
-    result only where the polygon is.
+    result only where the polygon is. `fill` (Y, U, V) colours a solid zone (ONVIF Color masks).
     """
     _check_style(style)
     if frame.format.name != "yuv420p":
@@ -272,13 +282,19 @@ def apply_zone_mask(
     rect = zm.bbox
     crect = chroma_rect(rect, u.shape[1], u.shape[0])
     block = mosaic_block(rect, mosaic_cells)
-    for plane, r, m, chroma in (
-        (y, rect, zm.luma, False),
-        (u, crect, zm.chroma, True),
-        (v, crect, zm.chroma, True),
+    colour = fill if fill is not None and style == "solid" else None
+    for i, (plane, r, m, chroma) in enumerate(
+        (
+            (y, rect, zm.luma, False),
+            (u, crect, zm.chroma, True),
+            (v, crect, zm.chroma, True),
+        )
     ):
         region = _sub(plane, r)
         styled = region.copy()
-        _render(styled, style, chroma, block)
+        if colour is not None:
+            styled.fill(colour[i])
+        else:
+            _render(styled, style, chroma, block)
         np.copyto(region, styled, where=_sub(m, r))
     return frame

@@ -101,3 +101,12 @@ def point_in_polygon(x: float, y: float, polygon: Sequence[Point]) -> bool:
                 inside = not inside
         px, py = cx, cy
     return inside
+
+
+@dataclass(frozen=True)
+class StaticMask:
+    """One privacy mask a client set (ONVIF Media2 CreateMask, the web page): its own style."""
+
+    polygon: tuple[Point, ...]
+    style: str  # a vcam.privacy.masks style
+    fill: tuple[int, int, int] | None = None  # Y, U, V of a solid (Color) mask

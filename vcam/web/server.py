@@ -28,7 +28,6 @@ class WebServer:
         onvif: OnvifEndpoint,
         latest: LatestFrame,
         digest: DigestAuth,
-        stream_sizes: dict[str, tuple[int, int]],
         rtsp: RtspServer | None = None,
     ) -> None:
         self.bind = bind
@@ -36,7 +35,6 @@ class WebServer:
         self.onvif = onvif
         self.latest = latest
         self.digest = digest
-        self.stream_sizes = stream_sizes
         # aiohttp refuses bigger bodies with 413 before a handler runs.
         self.app = web.Application(client_max_size=MAX_BODY)
         self.app.router.add_post("/onvif/{service:[A-Za-z0-9_]+}", self.onvif.handle)
@@ -73,10 +71,12 @@ class WebServer:
             if result.retry_after_s is not None:  # throttled: say when to come back
                 headers["Retry-After"] = str(max(1, round(result.retry_after_s)))
             return web.Response(status=401, headers=headers)
-        size = self.stream_sizes.get(request.match_info["stream"])
-        if size is None:
+        # At the stream's size as it is now (clients may have changed it through ONVIF).
+        name = request.match_info["stream"]
+        stream = next((s for s in self.onvif.model.streams if s.name == name), None)
+        if stream is None:
             raise web.HTTPNotFound()
-        data = await asyncio.to_thread(self.latest.jpeg, *size)
+        data = await asyncio.to_thread(self.latest.jpeg, stream.width, stream.height)
         if data is None:
             return web.Response(status=503, headers={"Retry-After": "1"})
         return web.Response(
