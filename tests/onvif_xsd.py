@@ -16,6 +16,11 @@ _WSDL_NS = "http://schemas.xmlsoap.org/wsdl/"
 WSDLS: dict[str, str] = {
     "http://www.onvif.org/ver10/device/wsdl": "ver10/device/wsdl/devicemgmt.wsdl",
     "http://www.onvif.org/ver10/media/wsdl": "ver10/media/wsdl/media.wsdl",
+    "http://www.onvif.org/ver20/media/wsdl": "ver20/media/wsdl/media.wsdl",
+    "http://www.onvif.org/ver20/imaging/wsdl": "ver20/imaging/wsdl/imaging.wsdl",
+    "http://www.onvif.org/ver10/deviceIO/wsdl": "ver10/deviceio.wsdl",
+    "http://www.onvif.org/ver10/events/wsdl": "ver10/events/wsdl/event.wsdl",
+    "http://www.onvif.org/ver20/analytics/wsdl": "ver20/analytics/wsdl/analytics.wsdl",
 }
 
 # onvif.xsd imports three W3C schemas by URL that wsdl/ does not ship. Stand-ins declaring just
@@ -41,7 +46,12 @@ _W3C_STUBS: dict[str, str] = {
         "</xs:sequence></xs:complexType></xs:schema>"
     ),
 }
-_URLS = {"http://docs.oasis-open.org/wsn/b-2.xsd": WSDL / "external" / "b-2.xsd"}
+_URLS = {
+    "http://docs.oasis-open.org/wsn/b-2.xsd": WSDL / "external" / "b-2.xsd",
+    # event.wsdl imports these by URL too
+    "http://docs.oasis-open.org/wsn/t-1.xsd": WSDL / "external" / "t-1.xsd",
+    "http://www.w3.org/2005/08/addressing/ws-addr.xsd": WSDL / "external" / "ws-addr.xsd",
+}
 
 
 def _narrow_wildcards(xsd: bytes) -> bytes:
@@ -66,6 +76,9 @@ def wsdl_types(relative: str) -> bytes:
     return etree.tostring(schema)
 
 
+_COMMON = b'<xs:include schemaLocation="common.xsd"/>'
+
+
 class _LocalSchemas(etree.Resolver):
     def resolve(self, url: str, pubid: str, context: object) -> object:
         if url in _W3C_STUBS:
@@ -79,6 +92,12 @@ class _LocalSchemas(etree.Resolver):
             data = wsdl_types(str(path.resolve().relative_to(WSDL)))
         else:
             data = path.read_bytes()
+        if path.name == "onvif.xsd":
+            # analytics.wsdl imports tt twice (onvif.xsd, then metadatastream.xsd for tt:Frame);
+            # libxml2 skips a namespace's second import, so onvif.xsd includes the other here.
+            data = data.replace(
+                _COMMON, _COMMON + b'<xs:include schemaLocation="metadatastream.xsd"/>'
+            )
         return self.resolve_string(_narrow_wildcards(data), context, base_url=path.as_uri())
 
 

@@ -10,6 +10,9 @@ import pytest
 from lxml import etree
 
 from vcam.analytics.metadata import MetadataSink, metadata_document, utc_time
+from vcam.analytics.topics import COUNTER
+from vcam.events.broker import EventBroker
+from vcam.events.message import EventMessage, PropertyOperation
 from vcam.media.bus import EncodedBus
 from vcam.media.types import Box, MaskedFrame, ObjectClass, Track, Verdict
 
@@ -19,6 +22,7 @@ TT = "{http://www.onvif.org/ver10/schema}"
 NOW = datetime(2026, 11, 27, 15, 50, 25, 123456, tzinfo=UTC)
 W, H = 640, 480
 FACE, PERSON = ObjectClass.FACE, ObjectClass.PERSON
+INIT = PropertyOperation.INITIALIZED
 
 
 @pytest.fixture(scope="module")
@@ -182,3 +186,32 @@ def test_sink_documents_validate(schema: etree.XMLSchema) -> None:
     assert frame is not None
     stamp = datetime.fromisoformat(frame.get("UtcTime", "").replace("Z", "+00:00"))
     assert abs((stamp - datetime.now(UTC)).total_seconds()) < 5
+
+
+def test_events_ride_along_in_the_next_document(schema: etree.XMLSchema) -> None:
+    broker = EventBroker([COUNTER])
+    bus = EncodedBus()
+    sub = bus.subscribe("metadata")
+    sink = MetadataSink(bus, clock=lambda: NOW, events=broker)
+    sink.on_frame(masked(0))  # the first document: nothing yet
+    source = (("VideoSourceConfigurationToken", "vsc"),
+              ("VideoAnalyticsConfigurationToken", "ac"), ("Rule", "door"))  # fmt: skip
+    broker.publish(EventMessage(COUNTER.topic, source, (("Count", "3"),), (), INIT))
+    sink.on_frame(masked(1))  # no tracks, not a second later: due only for the event
+    sink.close()
+    broker.publish(EventMessage(COUNTER.topic, source, (("Count", "4"),), (), INIT))
+    sink.on_frame(masked(2))
+    units = []
+    while (u := sub.get_nowait()) is not None:
+        units.append(u)
+    assert [u.index for u in units] == [0, 1]  # closed: the last event is not taken
+    root = validate(schema, units[1].data)
+    wsnt = "{http://docs.oasis-open.org/wsn/b-2}"
+    notes = root.findall(f"{TT}Event/{wsnt}NotificationMessage")
+    assert len(notes) == 1
+    topic = notes[0].find(f"{wsnt}Topic")
+    assert topic is not None and topic.text == COUNTER.topic
+    prefix, _ = COUNTER.topic.split(":")
+    assert topic.nsmap[prefix] == "http://www.onvif.org/ver10/topics"  # the QName resolves
+    item = notes[0].find(f"{wsnt}Message/{TT}Message/{TT}Data/{TT}SimpleItem")
+    assert item is not None and (item.get("Name"), item.get("Value")) == ("Count", "3")

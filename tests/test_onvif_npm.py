@@ -80,12 +80,14 @@ def test_npm_onvif_adds_the_camera(camera: dict[str, int], auth: str) -> None:
     code, result = npm_onvif(camera["http"], USER, PASSWORD, *extra)
     assert code == 0 and result.get("connected") is True, result
     assert result["warnings"] == [], result
-    # What connect() asked for: no Media2 is advertised, so it stays on Media1.
+    # What connect() asked for: Media2 is advertised, so it asks Media2's GetProfiles first,
+    # then Media1's profiles and video sources in parallel (with Digest, a request may be sent
+    # twice: first unauthenticated, then answering the challenge).
     made = requests_made(result)
-    assert made[:2] == ["GetSystemDateAndTime", "GetServices"], made
-    assert set(made[2:4]) == {"GetProfiles", "GetVideoSources"}, made  # in parallel
-    assert result["media2Support"] is False
-    assert {"device", "media"} <= set(result["services"])
+    assert made[:3] == ["GetSystemDateAndTime", "GetServices", "GetProfiles"], made
+    assert {"GetProfiles", "GetVideoSources"} <= set(made[3:6]), made
+    assert result["media2Support"] is True
+    assert {"device", "media", "media2"} <= set(result["services"])
 
     # Profiles: H.264 at the configured sizes, on the one video source.
     profiles = result["profiles"]

@@ -4,6 +4,7 @@ what real clients read from them (XAddrs, H.264 profiles, stream and snapshot UR
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ from lxml import etree
 from vcam.auth.users import User, UserLevel, UserStore
 from vcam.config import StreamConfig
 from vcam.media.types import SourceInfo
+from vcam.media_settings import MAX_PROFILES, ProfileSettings
 from vcam.onvif.device import SERVICES, register_device
 from vcam.onvif.discovery import default_scopes
 from vcam.onvif.faults import SoapFault
@@ -19,6 +21,7 @@ from vcam.onvif.media import register_media
 from vcam.onvif.model import DeviceModel
 from vcam.onvif.service import OnvifDispatcher, OnvifRequest
 from vcam.onvif.soap import NS, NSMAP, SOAP12, AccessClass, Dispatcher, envelope, parse_envelope
+from vcam.onvif.stack import build_dispatcher
 from vcam.onvif.state import DeviceSettings, DeviceState
 
 from .onvif_model import media_for, stream_infos
@@ -63,6 +66,7 @@ def make_model(**changes: object) -> DeviceModel:
 
 
 MODEL = make_model()
+ALL_SERVICES = build_dispatcher()  # every service GetServices lists, as `vcam serve` has them
 
 
 @pytest.fixture(scope="module")
@@ -73,11 +77,12 @@ def dispatcher() -> OnvifDispatcher:
     return d
 
 
+# Every prefix of vcam.onvif.soap.NSMAP (tds, trt, tr2, timg, tev...) declared on the envelope.
+XMLNS = " ".join(f'xmlns:{prefix}="{uri}"' for prefix, uri in NSMAP.items())
+
+
 def env(body: str) -> bytes:
-    return (
-        f'<s:Envelope xmlns:s="{SOAP12}" xmlns:tds="{TDS}" xmlns:trt="{TRT}" xmlns:tt="{TT}">'
-        f"<s:Body>{body}</s:Body></s:Envelope>"
-    ).encode()
+    return (f'<s:Envelope xmlns:s="{SOAP12}" {XMLNS}><s:Body>{body}</s:Body></s:Envelope>').encode()
 
 
 def call(
@@ -167,6 +172,47 @@ REQUESTS: dict[str, str] = {
     "<trt:ProfileToken>profile_main</trt:ProfileToken></trt:GetStreamUri>",
     "trt:GetSnapshotUri": "<trt:GetSnapshotUri><trt:ProfileToken>profile_main</trt:ProfileToken>"
     "</trt:GetSnapshotUri>",
+    "trt:GetCompatibleVideoSourceConfigurations": "<trt:GetCompatibleVideoSourceConfigurations>"
+    "<trt:ProfileToken>profile_main</trt:ProfileToken></trt:GetCompatibleVideoSourceConfigurations>",
+    "trt:GetVideoSourceConfigurationOptions": "<trt:GetVideoSourceConfigurationOptions/>",
+    "trt:GetCompatibleVideoEncoderConfigurations": "<trt:GetCompatibleVideoEncoderConfigurations>"
+    "<trt:ProfileToken>profile_main</trt:ProfileToken>"
+    "</trt:GetCompatibleVideoEncoderConfigurations>",
+    "trt:GetCompatibleMetadataConfigurations": "<trt:GetCompatibleMetadataConfigurations>"
+    "<trt:ProfileToken>profile_sub</trt:ProfileToken></trt:GetCompatibleMetadataConfigurations>",
+    "trt:GetMetadataConfigurationOptions": "<trt:GetMetadataConfigurationOptions>"
+    "<trt:ConfigurationToken>metadata_config</trt:ConfigurationToken>"
+    "</trt:GetMetadataConfigurationOptions>",
+    "trt:GetOSDs": "<trt:GetOSDs/>",
+    "trt:GetOSDOptions": "<trt:GetOSDOptions><trt:ConfigurationToken>video_source_config"
+    "</trt:ConfigurationToken></trt:GetOSDOptions>",
+    "trt:CreateProfile": "<trt:CreateProfile><trt:Name>SynoProfile</trt:Name></trt:CreateProfile>",
+    "trt:DeleteProfile": "<trt:DeleteProfile><trt:ProfileToken>profile_extra</trt:ProfileToken>"
+    "</trt:DeleteProfile>",
+    "trt:AddVideoSourceConfiguration": "<trt:AddVideoSourceConfiguration><trt:ProfileToken>"
+    "profile_extra</trt:ProfileToken><trt:ConfigurationToken>video_source_config"
+    "</trt:ConfigurationToken></trt:AddVideoSourceConfiguration>",
+    "trt:RemoveVideoSourceConfiguration": "<trt:RemoveVideoSourceConfiguration><trt:ProfileToken>"
+    "profile_extra</trt:ProfileToken></trt:RemoveVideoSourceConfiguration>",
+    "trt:AddVideoEncoderConfiguration": "<trt:AddVideoEncoderConfiguration><trt:ProfileToken>"
+    "profile_extra</trt:ProfileToken><trt:ConfigurationToken>encoder_sub"
+    "</trt:ConfigurationToken></trt:AddVideoEncoderConfiguration>",
+    "trt:RemoveVideoEncoderConfiguration": "<trt:RemoveVideoEncoderConfiguration><trt:ProfileToken>"
+    "profile_extra</trt:ProfileToken></trt:RemoveVideoEncoderConfiguration>",
+    "trt:AddMetadataConfiguration": "<trt:AddMetadataConfiguration><trt:ProfileToken>"
+    "profile_extra</trt:ProfileToken><trt:ConfigurationToken>metadata_config"
+    "</trt:ConfigurationToken></trt:AddMetadataConfiguration>",
+    "trt:RemoveMetadataConfiguration": "<trt:RemoveMetadataConfiguration><trt:ProfileToken>"
+    "profile_extra</trt:ProfileToken></trt:RemoveMetadataConfiguration>",
+    "trt:SetVideoEncoderConfiguration": "<trt:SetVideoEncoderConfiguration>"
+    '<trt:Configuration token="encoder_sub"><tt:Name>sub</tt:Name><tt:UseCount>1</tt:UseCount>'
+    "<tt:Encoding>H264</tt:Encoding><tt:Resolution><tt:Width>320</tt:Width>"
+    "<tt:Height>180</tt:Height></tt:Resolution><tt:Quality>5</tt:Quality><tt:RateControl>"
+    "<tt:FrameRateLimit>10</tt:FrameRateLimit><tt:EncodingInterval>1</tt:EncodingInterval>"
+    "<tt:BitrateLimit>300</tt:BitrateLimit></tt:RateControl><tt:H264><tt:GovLength>20"
+    "</tt:GovLength><tt:H264Profile>Baseline</tt:H264Profile></tt:H264>"
+    "<tt:SessionTimeout>PT60S</tt:SessionTimeout></trt:Configuration>"
+    "<trt:ForcePersistence>true</trt:ForcePersistence></trt:SetVideoEncoderConfiguration>",
 }
 
 
@@ -182,7 +228,11 @@ def test_every_registered_operation_is_covered(dispatcher: OnvifDispatcher) -> N
 def writable_model() -> DeviceModel:
     """A fresh model (changes stay in one test) that can reboot and has a configurable scope."""
     door = DeviceSettings(scopes=("onvif://www.onvif.org/location/door",))
-    return make_model(state=DeviceState(settings=door), on_reboot=lambda: None)
+    media = media_for(MAIN_CFG, SUB_CFG)
+    media.change(  # a profile clients made, to fill in and delete
+        lambda s: replace(s, profiles=(*s.profiles, ProfileSettings("profile_extra", "extra")))
+    )
+    return make_model(state=DeviceState(settings=door), on_reboot=lambda: None, media=media)
 
 
 @pytest.mark.parametrize("name", sorted(REQUESTS))
@@ -269,12 +319,12 @@ def test_get_services_lists_device_and_media(dispatcher: OnvifDispatcher) -> Non
         s.findtext("tds:Namespace", namespaces=NS): s.findtext("tds:XAddr", namespaces=NS)
         for s in answer.iterfind("tds:Service", NS)
     }
-    assert listed == {
-        TDS: "http://192.168.1.20:8080/onvif/device_service",
-        TRT: "http://192.168.1.20:8080/onvif/media_service",
-    }
+    assert listed == {svc.namespace: f"http://192.168.1.20:8080{svc.path}" for svc in SERVICES}
+    served = {TDS, TRT, *(NSMAP[p] for p in ("tr2", "timg", "tmd", "tev", "tan"))}
+    assert served <= set(listed)
+    assert listed[TDS] == "http://192.168.1.20:8080/onvif/device_service"
     assert answer.find("tds:Service/tds:Capabilities", NS) is None
-    assert [s.namespace for s in SERVICES] == [TDS, TRT]
+    assert [s.namespace for s in SERVICES][:2] == [TDS, TRT]  # Device first, as clients expect
 
 
 def test_get_services_capabilities_match_get_service_capabilities(
@@ -286,8 +336,8 @@ def test_get_services_capabilities_match_get_service_capabilities(
             ns = service.findtext("tds:Namespace", namespaces=NS)
             embedded = service.find("tds:Capabilities", NS)
             assert embedded is not None and len(embedded) == 1
-            prefix = {TDS: "tds", TRT: "trt"}[ns]
-            own = call(dispatcher, env(f"<{prefix}:GetServiceCapabilities/>"))
+            prefix = {v: k for k, v in NSMAP.items()}[ns]
+            own = call(ALL_SERVICES, env(f"<{prefix}:GetServiceCapabilities/>"))
             assert len(own) == 1
             assert canon(embedded[0]) == canon(own[0])
 
@@ -301,7 +351,7 @@ def test_service_capabilities_advertise_auth_and_snapshots(dispatcher: OnvifDisp
     caps = media.find("trt:Capabilities", NS)
     assert caps is not None and caps.get("SnapshotUri") == "true"
     profiles = caps.find("trt:ProfileCapabilities", NS)
-    assert profiles is not None and profiles.get("MaximumNumberOfProfiles") == "2"
+    assert profiles is not None and profiles.get("MaximumNumberOfProfiles") == str(MAX_PROFILES)
     streaming = caps.find("trt:StreamingCapabilities", NS)
     assert streaming is not None
     assert [streaming.get(k) for k in ("RTPMulticast", "RTP_TCP", "RTP_RTSP_TCP")] == ["true"] * 3
@@ -314,7 +364,7 @@ def test_xaddrs_follow_the_host_header(dispatcher: OnvifDispatcher) -> None:
         return got + [x.text or "" for x in caps.iter(f"{{{TT}}}XAddr")]
 
     first, second = xaddrs("10.1.2.3:8080"), xaddrs("[fd00::5]:80")
-    assert len(first) == 4
+    assert len(first) == len(SERVICES) + len([s for s in SERVICES if s.legacy])
     assert all(x.startswith("http://10.1.2.3:8080/onvif/") for x in first)
     assert all(x.startswith("http://[fd00::5]:8080/onvif/") for x in second)
 
@@ -326,13 +376,15 @@ def test_get_capabilities_categories(dispatcher: OnvifDispatcher) -> None:
         assert caps is not None
         return [etree.QName(c).localname for c in caps]
 
-    assert children("") == ["Device", "Media"]
+    every = children("")
+    assert {"Analytics", "Device", "Events", "Imaging", "Media"} <= set(every)
+    assert every == sorted(every)  # tt:Capabilities' schema order is alphabetical
     assert children("<tds:Category>Media</tds:Category>") == ["Media"]
     assert children("<tds:Category>Device</tds:Category>") == ["Device"]
     bogus = env("<tds:GetCapabilities><tds:Category>Toaster</tds:Category></tds:GetCapabilities>")
     assert fault(dispatcher, bogus).subcodes == ["ter:InvalidArgVal"]
-    events = env("<tds:GetCapabilities><tds:Category>Events</tds:Category></tds:GetCapabilities>")
-    assert fault(dispatcher, events).subcodes == ["ter:ActionNotSupported", "ter:NoSuchService"]
+    ptz = env("<tds:GetCapabilities><tds:Category>PTZ</tds:Category></tds:GetCapabilities>")
+    assert fault(dispatcher, ptz).subcodes == ["ter:ActionNotSupported", "ter:NoSuchService"]
 
 
 def test_get_capabilities_media_streaming(dispatcher: OnvifDispatcher) -> None:
@@ -408,7 +460,10 @@ def test_access_classes(dispatcher: OnvifDispatcher) -> None:
     }
     assert all(isinstance(access, AccessClass) for access in ops.values())
     assert ops[clark("tds:GetUsers")] is AccessClass.READ_SYSTEM_SECRET
-    assert {ops[q] for q in ops if q.startswith(f"{{{TRT}}}")} == {AccessClass.READ_MEDIA}
+    media = {etree.QName(q).localname: ops[q] for q in ops if q.startswith(f"{{{TRT}}}")}
+    changes = {n for n in media if n.startswith(("Set", "Create", "Delete", "Add", "Remove"))}
+    assert {media[n] for n in changes} == {AccessClass.ACTUATE}  # Core spec: configuration
+    assert {media[n] for n in media.keys() - changes} == {AccessClass.READ_MEDIA}
     viewer = MODEL.users.get("viewer")
     users_op = dispatcher.lookup(clark("tds:GetUsers"))
     with pytest.raises(SoapFault):
@@ -546,19 +601,22 @@ def resolutions(answer: etree._Element) -> list[tuple[str | None, str | None]]:
     ]
 
 
-def test_encoder_options_only_streamable_resolutions(dispatcher: OnvifDispatcher) -> None:
+def test_encoder_options_are_sizes_the_source_can_be_streamed_at(
+    dispatcher: OnvifDispatcher,
+) -> None:
     op = "GetVideoEncoderConfigurationOptions"
     every = call(dispatcher, env(f"<trt:{op}/>"))
-    assert resolutions(every) == [("1280", "720"), ("640", "360")]
+    # The 1280x720 source, its 16:9 ladder below it and its thirds; never larger.
+    sizes = [("1280", "720"), ("960", "540"), ("640", "360"), ("480", "270"), ("426", "240")]
+    assert resolutions(every) == [*sizes, ("320", "180")]
     sub = call(
         dispatcher, env(f"<trt:{op}><trt:ProfileToken>profile_sub</trt:ProfileToken></trt:{op}>")
     )
-    assert resolutions(sub) == [("640", "360")]
-    main = call(
-        dispatcher,
-        env(f"<trt:{op}><trt:ConfigurationToken>encoder_main</trt:ConfigurationToken></trt:{op}>"),
-    )
-    assert resolutions(main) == [("1280", "720")]
+    assert resolutions(sub) == resolutions(every)
+    ranges = every.find("trt:Options/tt:Extension/tt:H264/tt:BitrateRange", NS)
+    assert ranges is not None and ranges.findtext("tt:Max", namespaces=NS) == "20000"
+    rates = every.find("trt:Options/tt:H264/tt:FrameRateRange", NS)
+    assert rates is not None and rates.findtext("tt:Max", namespaces=NS) == "25"  # the source
     mismatch = env(
         f"<trt:{op}><trt:ConfigurationToken>encoder_main</trt:ConfigurationToken>"
         f"<trt:ProfileToken>profile_sub</trt:ProfileToken></trt:{op}>"

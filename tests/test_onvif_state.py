@@ -240,7 +240,8 @@ def test_system_reboot_calls_the_callback() -> None:
     calls: list[int] = []
     model = fresh(on_reboot=lambda: calls.append(1))
     answer = ok(model, "<tds:SystemReboot/>")
-    assert answer.findtext("tds:Message", namespaces=NS) == "Rebooting in 2 seconds"
+    message = answer.findtext("tds:Message", namespaces=NS)
+    assert message == "Restarting the video pipeline now; RTSP sessions stay connected"
     assert calls == [1]
     fault = refused(fresh(), "<tds:SystemReboot/>")  # nothing to reboot with
     assert codes(fault) == (RECEIVER, ["ter:Action"])

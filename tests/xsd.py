@@ -29,9 +29,12 @@ class _LocalSchemas(etree.Resolver):
             path = Path(url.removeprefix("file://"))
         if path is None or not path.resolve().is_relative_to(WSDL):
             raise AssertionError(f"schema outside wsdl/: {url}")
-        return self.resolve_string(
-            _narrow_wildcards(path.read_bytes()), context, base_url=path.as_uri()
-        )
+        data = path.read_bytes()
+        # OASIS schemas keep theirs: wsnt:Message's lone ##any wildcard is no UPA problem, and
+        # it is where event messages (tt:Message) go.
+        if not path.resolve().is_relative_to(WSDL / "external"):
+            data = _narrow_wildcards(data)
+        return self.resolve_string(data, context, base_url=path.as_uri())
 
 
 @functools.cache

@@ -170,14 +170,24 @@ async def _serve(cfg: Config, args: argparse.Namespace) -> int:
     from vcam.app import Camera
     from vcam.auth.digest import DigestAuth
     from vcam.datadir import user_store
+    from vcam.events.broker import EventBroker
+    from vcam.events.media_events import publish_media_changes
     from vcam.media.recorder import AnnexBRecorder
-    from vcam.onvif.stack import build_discovery, build_web, device_model, media_store
+    from vcam.onvif.stack import (
+        analytics_store,
+        build_discovery,
+        build_web,
+        device_model,
+        media_store,
+    )
     from vcam.rtsp.server import RtspServer
 
     users, password, password_file = user_store(cfg)
     digest = DigestAuth(users, cfg.auth.realm)  # one credential check for RTSP and HTTP
     media = media_store(cfg)  # what ONVIF clients set: the camera follows it live
-    camera = Camera(cfg, media=media)
+    events = EventBroker()  # analytics and media changes -> ONVIF events, metadata stream
+    publish_media_changes(media, events)
+    camera = Camera(cfg, media=media, events=events, rules=analytics_store(cfg))
     host = _advertised_host(cfg.rtsp.bind)
     rtsp = None
     if cfg.rtsp.enabled:
@@ -196,14 +206,44 @@ async def _serve(cfg: Config, args: argparse.Namespace) -> int:
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    log = logging.getLogger("vcam.serve")
+    restarts: set[asyncio.Task[float]] = set()
+    restart_failed: list[str] = []  # a failed restart leaves no pipeline: serve ends with it
+
+    def restarted(task: asyncio.Task[float]) -> None:
+        restarts.discard(task)
+        if task.cancelled():
+            return
+        if (exc := task.exception()) is not None:
+            log.error("restart failed: %s", exc, exc_info=exc)
+            restart_failed.append(f"restart failed: {exc}")
+            stop.set()
+        else:
+            print(f"vcam: pipeline restarted in {task.result():.2f} s", flush=True)
+
+    def start_restart() -> None:
+        task = asyncio.create_task(asyncio.to_thread(camera.restart))
+        restarts.add(task)  # a reference, or the task may be collected mid-way
+        task.add_done_callback(restarted)
+
+    def reboot() -> None:
+        """ONVIF SystemReboot, from any thread: only schedules the restart (it blocks for the
+        old pipeline's threads), so the client gets its answer at once."""
+        log.info("SystemReboot: rebooting (restarting the pipeline)")
+        print("vcam: rebooting: restarting the pipeline", flush=True)
+        loop.call_soon_threadsafe(start_restart)
+
     if rtsp is not None:
         await _listen(rtsp.start(), "rtsp.port", cfg.rtsp.bind, cfg.rtsp.port)
     web = discovery = None
     if cfg.web.enabled:
         model = device_model(
             cfg, users, camera.source_info(), cfg.web.port,
-            rtsp.port if rtsp is not None else 0, media=media,
+            rtsp.port if rtsp is not None else 0, media=media, events=events,
+            rules=camera.rules,  # the store the engine follows: ONVIF rules apply at once
         )  # fmt: skip
+        # Every later model is a dataclasses.replace of this one: the hook stays with them.
+        model = dataclasses.replace(model, on_reboot=reboot)
         web = build_web(cfg, model, users, digest, camera.latest, rtsp)
         await _listen(web.start(), "web.port", cfg.web.bind, cfg.web.port)
         web.onvif.model = dataclasses.replace(model, http_port=web.port)
@@ -230,10 +270,14 @@ async def _serve(cfg: Config, args: argparse.Namespace) -> int:
                 print("  " + rtsp.stats().line(), flush=True)
             if web is not None:
                 _follow_source_size(web, camera)
-            if camera.pipeline.error:
-                print(f"vcam: error: {camera.pipeline.error}", file=sys.stderr)
+            # `camera.pipeline` is read each time: after a restart it is the new one.
+            error = restart_failed[0] if restart_failed else camera.pipeline.error
+            if error:
+                print(f"vcam: error: {error}", file=sys.stderr)
                 return 1
     finally:
+        if restarts:  # let a running restart end before stopping the camera
+            await asyncio.gather(*restarts, return_exceptions=True)
         if discovery is not None:
             await discovery.stop()
         if web is not None:

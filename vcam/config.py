@@ -16,6 +16,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
+from vcam.analytics.rules import (
+    MAX_RULES,
+    LoiteringDetector,
+    QueueMonitor,
+    RuleError,
+    rule_from_flat,
+)
 from vcam.auth.users import InvalidPassword, PasswordTooLong, User, UserError
 from vcam.auth.users import validate as validate_user
 from vcam.errors import ConfigError
@@ -164,6 +171,46 @@ class AuthConfig:
     realm: str = "vcam"
 
 
+AnalyticsRuleType = Literal[
+    "LineDetector",
+    "LineCounting",
+    "FieldDetector",
+    "OccupancyCounting",
+    "LoiteringDetector",
+    "QueueMonitor",
+]
+
+
+@dataclass(frozen=True)
+class AnalyticsRuleConfig:
+    """One `[[analytics.rules]]` table. Every rule type's parameters are here; those of other
+    types must stay unset (vcam.analytics.rules describes each type)."""
+
+    name: str = ""
+    type: AnalyticsRuleType = "LineCounting"
+    segments: tuple[tuple[float, float], ...] = ()  # a polyline, normalised 0..1, y down
+    field: tuple[tuple[float, float], ...] = ()  # a polygon, normalised 0..1, y down
+    direction: Literal["Any", "Left", "Right"] = "Any"
+    classes: tuple[str, ...] = ("Human",)  # tt:ObjectType names: Human, HumanFace
+    reset_times: tuple[str, ...] = ()  # local times of day, "HH:MM"
+    report_interval_s: float = 0.0
+    time_threshold_s: float = LoiteringDetector.time_threshold_s
+    min_wait_s: float = QueueMonitor.min_wait_s
+
+
+@dataclass(frozen=True)
+class AnalyticsConfig:
+    enabled: bool = True  # rules, counters and analytics events
+    motion: bool = True  # tns1:VideoSource/MotionAlarm from frame differencing
+    motion_threshold: float = 0.01  # share of the picture that must change
+    motion_off_s: float = 2.0  # motion ends after this long without change
+    cell_motion: bool = False  # also tns1:RuleEngine/CellMotionDetector/Motion
+    object_events: bool = True  # person / face present events
+    reid_frames: int = 5  # a lost person found again nearby within this many frames is the same
+    # The starting rules; rules created later (ONVIF, web page) are kept in data_dir.
+    rules: tuple[AnalyticsRuleConfig, ...] = ()
+
+
 @dataclass(frozen=True)
 class Config:
     source: SourceConfig = field(default_factory=SourceConfig)
@@ -174,6 +221,7 @@ class Config:
     web: WebConfig = field(default_factory=WebConfig)
     onvif: OnvifConfig = field(default_factory=OnvifConfig)
     auth: AuthConfig = field(default_factory=AuthConfig)
+    analytics: AnalyticsConfig = field(default_factory=AnalyticsConfig)
     models_dir: str = ""  # "": the repository's models/ folder
     data_dir: str = ""  # "": $XDG_DATA_HOME/vcam or ~/.local/share/vcam
     log_level: Literal["debug", "info", "warning", "error"] = "info"
@@ -431,6 +479,24 @@ def validate(cfg: Config) -> None:
         raise ConfigError("auth.username", str(exc)) from None
     _check(a.password == "" or len(a.password) >= 8, "auth.password", "use at least 8 characters")
     _check(bool(a.realm) and '"' not in a.realm, "auth.realm", "must be non-empty, without quotes")
+    _validate_analytics(cfg.analytics)
+
+
+def _validate_analytics(an: AnalyticsConfig) -> None:
+    _check(0.0 < an.motion_threshold < 1.0, "analytics.motion_threshold", "must be in (0, 1)")
+    _check(0.0 <= an.motion_off_s <= 600.0, "analytics.motion_off_s", "must be in [0, 600]")
+    _check(0 <= an.reid_frames <= 300, "analytics.reid_frames", "must be in [0, 300]")
+    _check(len(an.rules) <= MAX_RULES, "analytics.rules", f"at most {MAX_RULES} rules")
+    defaults = dataclasses.asdict(AnalyticsRuleConfig())
+    names: set[str] = set()
+    for i, rc in enumerate(an.rules):
+        key = f"analytics.rules[{i}]"
+        try:  # one rule parser for the configuration, the kept file and the services
+            rule_from_flat(dataclasses.asdict(rc), defaults)
+        except RuleError as exc:
+            raise ConfigError(f"{key}.{exc.param}" if exc.param else key, str(exc)) from None
+        _check(rc.name not in names, f"{key}.name", f"two rules are named {rc.name!r}")
+        names.add(rc.name)
 
 
 def _is_ip(text: str) -> bool:

@@ -300,21 +300,58 @@ def reconcile(kept: dict[str, Any], cfg: Config) -> MediaSettings:
 
 
 class MediaSettingsStore(SettingsStore[MediaSettings]):
-    """The media settings, kept in `path` (if any) before every change takes effect."""
+    """The media settings, kept in `path` (if any) before every change takes effect.
+    `defaults`: what the configuration alone gives (factory defaults)."""
+
+    def __init__(
+        self,
+        settings: MediaSettings,
+        path: Path | None = None,
+        defaults: MediaSettings | None = None,
+    ) -> None:
+        super().__init__(settings, path)
+        self.defaults = defaults if defaults is not None else settings
 
     @classmethod
     def load(cls, path: Path | None, cfg: Config) -> MediaSettingsStore:
         """The settings kept in `path` fitted to `cfg` (the configured ones if there is no
         file yet). A damaged file: MediaSettingsError naming it."""
+        defaults = MediaSettings.from_config(cfg)
         if path is None:
-            return cls(MediaSettings.from_config(cfg))
+            return cls(defaults)
         try:
             kept = read_json(path)
-            settings = MediaSettings.from_config(cfg) if kept is None else reconcile(kept, cfg)
+            settings = defaults if kept is None else reconcile(kept, cfg)
         except (OSError, ValueError) as exc:  # MediaSettingsError is a ValueError
             raise MediaSettingsError(f"damaged media settings file {path}: {exc}") from None
-        return cls(settings, path)
+        return cls(settings, path, defaults)
 
-    def reset(self, cfg: Config) -> MediaSettings:
+    def reset(self) -> MediaSettings:
         """Factory defaults: the configured encoders and profiles, no masks, neutral imaging."""
-        return self.change(lambda _: MediaSettings.from_config(cfg))
+        return self.change(lambda _: self.defaults)
+
+
+# Sizes offered besides the source's own: 16:9 ladder, plus simple fractions of the source.
+_LADDER = ((1920, 1080), (1280, 720), (960, 540), (640, 360), (480, 270), (320, 180))
+
+
+def available_sizes(
+    source_width: int, source_height: int, current: Iterable[tuple[int, int]] = ()
+) -> list[tuple[int, int]]:
+    """The resolutions an encoder can really stream from this source, largest first: the
+    source's size, common sizes of its aspect ratio and its halves, thirds and quarters (never
+    larger than the source, even, at least 16), and the sizes encoders stream now."""
+    sizes = set(current)
+    if source_width >= MIN_SIZE and source_height >= MIN_SIZE:
+        sw, sh = source_width - source_width % 2, source_height - source_height % 2
+        sizes.add((sw, sh))
+        aspect = sw / sh
+        for w, h in _LADDER:
+            if w <= sw and h <= sh and abs(w / h - aspect) < 0.01 * aspect:
+                sizes.add((w, h))
+        for k in (2, 3, 4):
+            w, h = sw // k, sh // k
+            w, h = w - w % 2, h - h % 2
+            if w >= MIN_SIZE and h >= MIN_SIZE:
+                sizes.add((w, h))
+    return sorted(sizes, key=lambda s: (-s[0] * s[1], -s[0]))

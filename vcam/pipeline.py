@@ -41,6 +41,14 @@ class FrameStage(Protocol):
     def apply(self, masked: MaskedFrame) -> MaskedFrame: ...
 
 
+@dataclass(frozen=True, slots=True)
+class PtsMark:
+    """The last frame a run handed to the sinks: where a restarted run's timeline goes on."""
+
+    pts_us: int
+    wall: float  # time.monotonic() when it was handed out
+
+
 @dataclass(frozen=True)
 class PipelineStats:
     gate: GateStats
@@ -61,7 +69,11 @@ class Pipeline:
         *,
         live: bool,
         stages: Sequence[FrameStage] = (),
+        resume: PtsMark | None = None,
     ) -> None:
+        """`resume`: where a previous run on the same sinks stopped. A reopened source counts
+        from 0 again; its frames are shifted to go on after `resume` by the time that really
+        passed (at least one frame), so encoders, RTP timestamps and RTCP stay consistent."""
         self.cfg = cfg
         self.source = source
         self.sinks = list(sinks)
@@ -83,6 +95,9 @@ class Pipeline:
         self._source_dropped = 0
         self._last_submitted: int | None = None
         self._started = 0.0
+        self._resume = resume
+        self._pts_offset: int | None = None if resume is not None else 0
+        self.last_out = resume  # the last frame handed to the sinks (gate thread writes)
         self.error = ""
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -130,6 +145,7 @@ class Pipeline:
     def _source_loop(self) -> None:
         try:
             for sf in self.source.frames(self._stop):
+                self._rebase(sf)
                 with self._cond:
                     if self.live:
                         if len(self._inbox) >= _INBOX:
@@ -169,6 +185,7 @@ class Pipeline:
                         masked = stage.apply(masked)
                     for sink in self.sinks:
                         sink.on_frame(masked)
+                    self.last_out = PtsMark(masked.pts_us, time.monotonic())
                 if finished:
                     return
         except Exception as exc:
@@ -176,6 +193,15 @@ class Pipeline:
             log.exception("gate failed")
             self.error = f"gate failed: {exc}"
             self._stop.set()
+
+    def _rebase(self, sf: SourceFrame) -> None:
+        """Shift a resumed run's timeline (source thread; the frame is this run's own)."""
+        if self._pts_offset is None:
+            assert self._resume is not None
+            frame_us = round(1_000_000 / self.source.fps) if self.source.fps > 0 else 40_000
+            gap = max(frame_us, round((time.monotonic() - self._resume.wall) * 1_000_000))
+            self._pts_offset = self._resume.pts_us + gap - sf.pts_us
+        sf.pts_us += self._pts_offset
 
     def _step(self) -> list[MaskedFrame]:
         """Move frames from the inbox into the gate and collect released ones (lock held)."""

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from vcam.auth.users import MAX_PASSWORD, MAX_USERNAME
+from vcam.onvif import analytics, deviceio, events, faults, imaging, media, media2
 from vcam.onvif import device_settings as settings
-from vcam.onvif import faults, media
 from vcam.onvif.device_settings import fixed_scopes
 from vcam.onvif.device_users import create_users, delete_users, set_user
 from vcam.onvif.faults import SoapFault
@@ -127,6 +127,42 @@ SERVICES: tuple[ServiceInfo, ...] = (
         media.media_capabilities,
         "Media",
         media.legacy_capabilities,
+    ),
+    ServiceInfo(  # no GetCapabilities category: Media2 came after it
+        NSMAP["tr2"],
+        "/onvif/media2_service",
+        media2.MEDIA2_VERSION,
+        media2.media2_capabilities,
+    ),
+    ServiceInfo(
+        NSMAP["timg"],
+        "/onvif/imaging_service",
+        imaging.IMAGING_VERSION,
+        imaging.imaging_capabilities,
+        "Imaging",
+        imaging.legacy_capabilities,
+    ),
+    ServiceInfo(
+        NSMAP["tmd"],
+        "/onvif/deviceio_service",
+        deviceio.DEVICEIO_VERSION,
+        deviceio.deviceio_capabilities,
+    ),
+    ServiceInfo(
+        NSMAP["tev"],
+        events.EVENTS_PATH,
+        events.EVENTS_VERSION,
+        events.event_capabilities,
+        "Events",
+        events.legacy_capabilities,
+    ),
+    ServiceInfo(
+        NSMAP["tan"],
+        analytics.ANALYTICS_PATH,
+        analytics.ANALYTICS_VERSION,
+        analytics.analytics_capabilities,
+        "Analytics",
+        analytics.legacy_capabilities,
     ),
 )
 # tt:Capabilities children, in schema order.

@@ -14,10 +14,12 @@ Decisions (the virtual camera is a process, not a box):
   of its own for a device without a settable clock; its generic "operation not permitted by the
   device" fits; ter:NtpServerUndefined means "NTP asked, no NTP server", not this).
 - SetSystemFactoryDefault (Soft or Hard, the same here) resets hostname, scopes and discovery
-  mode. It keeps the users: resetting them would lock the administrator out (the configured or
-  generated admin password is the only way back in), and network settings are the host's.
-- SystemReboot answers "Rebooting in 2 seconds" and calls `model.on_reboot` (which `vcam serve`
-  wires to a pipeline restart; it must only schedule it). Without one, env:Receiver/ter:Action.
+  mode, and the media settings (encoders, profiles, masks, imaging) to the configured ones. It
+  keeps the users: resetting them would lock the administrator out (the configured or generated
+  admin password is the only way back in), and network settings are the host's.
+- SystemReboot calls `model.on_reboot` and answers at once that the pipeline restarts: `vcam
+  serve` wires it to a pipeline restart (source reopened, privacy gate closed again; servers and
+  RTSP sessions stay), which it only schedules. Without one, env:Receiver/ter:Action.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import re
 from collections.abc import Callable
 from dataclasses import replace
 
+from vcam.onvif import media
 from vcam.onvif.discovery import default_scopes
 from vcam.onvif.faults import RECEIVER, SENDER, SoapFault, action_failed, invalid_arg
 from vcam.onvif.model import DeviceModel
@@ -40,7 +43,7 @@ from vcam.onvif.state import (
     valid_scope,
 )
 
-REBOOT_MESSAGE = "Rebooting in 2 seconds"
+REBOOT_MESSAGE = "Restarting the video pipeline now; RTSP sessions stay connected"
 # POSIX TZ strings (and the usual names) that mean UTC: a name, offset 0, no DST rule.
 _UTC_TZ = re.compile(
     r"(?:[A-Za-z]{3,}|<[+-]?[A-Za-z0-9]+>)[+-]?0{1,2}(?::00){0,2}|UTC|GMT|UCT|Z|Etc/(?:UTC|GMT|UCT)"
@@ -184,6 +187,7 @@ def set_system_factory_default(req: OnvifRequest) -> list[Element]:
     if kind not in ("Hard", "Soft"):
         raise invalid_arg(f"FactoryDefault must be Hard or Soft, not {kind[:40]!r}")
     _change(req, lambda s: DeviceSettings(revision=s.revision))  # users are kept: see above
+    media.change(req.model, lambda _: req.model.media.defaults)  # profiles, encoders, masks
     return [TDS.SetSystemFactoryDefaultResponse()]
 
 

@@ -14,9 +14,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from vcam import __version__
+from vcam.analytics.rules import RuleSet
+from vcam.analytics.store import AnalyticsRuleStore
 from vcam.auth.users import UserStore
-from vcam.config import Config, RtspConfig
+from vcam.config import Config, PrivacyConfig, RtspConfig
 from vcam.encode.h264 import effective_fps
+from vcam.events.broker import EventBroker
 from vcam.media.types import SourceInfo
 from vcam.media_settings import EncoderSettings, MediaSettingsStore, profile_token
 from vcam.onvif.state import DeviceState
@@ -91,6 +94,13 @@ class DeviceModel:
     # SystemReboot calls it (it must only schedule the restart and return at once); None: the
     # device cannot reboot and SystemReboot answers a fault.
     on_reboot: Callable[[], None] | None = None
+    # What the camera and its analytics report; the Event service subscribes to it.
+    events: EventBroker = field(default_factory=EventBroker)
+    # The analytics rules the engine follows (ONVIF Analytics edits them); `vcam serve` passes
+    # the camera's store. The default: in memory, no rules.
+    rules: AnalyticsRuleStore = field(default_factory=lambda: AnalyticsRuleStore(RuleSet()))
+    # Masking mode and style (the Analytics service's vcam:PrivacyMasking module shows them).
+    privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
 
     @property
     def streams(self) -> tuple[StreamInfo, ...]:

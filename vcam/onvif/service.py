@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeAlias
 
@@ -19,6 +19,7 @@ class OnvifRequest:
     host: str  # the request's Host header, "addr:port": XAddrs and URIs are built from it
     user: User | None  # None for pre-auth operations called without credentials
     model: DeviceModel
+    path: str = "/"  # the request's URL path: event subscriptions are addressed by it
 
     def url(self, scheme: str, port: int, path: str) -> str:
         """An absolute URL on the address the client used to reach us."""
@@ -26,7 +27,8 @@ class OnvifRequest:
         return f"{scheme}://{name}:{port}{path}"
 
 
-Handler: TypeAlias = Callable[[OnvifRequest], list[Element]]
+# Sync, or async for operations that wait (PullMessages): the HTTP layer awaits awaitables.
+Handler: TypeAlias = Callable[[OnvifRequest], list[Element] | Awaitable[list[Element]]]
 
 
 def xs_bool(value: bool) -> str:

@@ -59,8 +59,11 @@ NSMAP: dict[str, str] = {
     "wsnt": "http://docs.oasis-open.org/wsn/b-2",
     "wstop": "http://docs.oasis-open.org/wsn/t-1",
     "wsrf-bf": "http://docs.oasis-open.org/wsrf/bf-2",
+    "wsntw": "http://docs.oasis-open.org/wsn/bw-2",  # WS-BaseNotification fault subcodes
+    "wsrf-rw": "http://docs.oasis-open.org/wsrf/rw-2",  # wsrf-rw:ResourceUnknownFault
     "tns1": "http://www.onvif.org/ver10/topics",
     "ter": "http://www.onvif.org/ver10/error",
+    "vcam": "urn:vcam:onvif",  # vendor QNames: vcam:QueueMonitor, vcam:PrivacyMasking
 }
 NS = NSMAP  # alias for lxml find(): el.find("tds:IncludeCapability", NS)
 
@@ -70,6 +73,9 @@ TDS = ElementMaker(namespace=NSMAP["tds"], nsmap={"tds": NSMAP["tds"]})
 TRT = ElementMaker(namespace=NSMAP["trt"], nsmap={"trt": NSMAP["trt"]})
 TR2 = ElementMaker(namespace=NSMAP["tr2"], nsmap={"tr2": NSMAP["tr2"]})
 TEV = ElementMaker(namespace=NSMAP["tev"], nsmap={"tev": NSMAP["tev"]})
+TIMG = ElementMaker(namespace=NSMAP["timg"], nsmap={"timg": NSMAP["timg"]})
+TMD = ElementMaker(namespace=NSMAP["tmd"], nsmap={"tmd": NSMAP["tmd"]})
+TAN = ElementMaker(namespace=NSMAP["tan"], nsmap={"tan": NSMAP["tan"]})
 WSNT = ElementMaker(namespace=NSMAP["wsnt"], nsmap={"wsnt": NSMAP["wsnt"]})
 WSA_E = ElementMaker(namespace=WSA, nsmap={"wsa": WSA})
 

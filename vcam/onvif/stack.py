@@ -5,16 +5,24 @@ from __future__ import annotations
 import socket
 from typing import TYPE_CHECKING
 
+from vcam.analytics.store import FILE_NAME as ANALYTICS_FILE
+from vcam.analytics.store import AnalyticsRuleStore, configured_rules
 from vcam.auth.digest import DigestAuth
 from vcam.auth.users import UserStore
 from vcam.config import Config
 from vcam.datadir import data_dir, device_id, mac_address
 from vcam.errors import ConfigError
+from vcam.events.broker import EventBroker
 from vcam.media.types import SourceInfo
 from vcam.media_settings import MediaSettingsError, MediaSettingsStore
+from vcam.onvif.analytics import register_analytics
 from vcam.onvif.device import register_device, scopes
+from vcam.onvif.deviceio import register_deviceio
 from vcam.onvif.discovery import DiscoveryDevice, DiscoveryResponder, default_scopes
+from vcam.onvif.events import register_events
+from vcam.onvif.imaging import register_imaging
 from vcam.onvif.media import register_media
+from vcam.onvif.media2 import register_media2
 from vcam.onvif.model import DeviceModel
 from vcam.onvif.service import OnvifDispatcher
 from vcam.onvif.soap import Dispatcher
@@ -49,6 +57,17 @@ def media_store(cfg: Config) -> MediaSettingsStore:
         raise ConfigError("data_dir", str(exc)) from None
 
 
+def analytics_store(cfg: Config) -> AnalyticsRuleStore:
+    """The analytics rules: the configured ones, and those clients created, kept in
+    `<data_dir>/analytics.json`. A damaged file stops vcam with a config error naming it."""
+    try:
+        return AnalyticsRuleStore.load(
+            data_dir(cfg) / ANALYTICS_FILE, configured_rules(cfg.analytics)
+        )
+    except ValueError as exc:  # RuleError
+        raise ConfigError("data_dir", str(exc)) from None
+
+
 def device_model(
     cfg: Config,
     users: UserStore,
@@ -57,9 +76,12 @@ def device_model(
     rtsp_port: int,
     state: DeviceState | None = None,
     media: MediaSettingsStore | None = None,
+    events: EventBroker | None = None,
+    rules: AnalyticsRuleStore | None = None,
 ) -> DeviceModel:
-    """The camera as ONVIF describes it. `state` and `media`: the stores the camera already
-    follows (loaded from the data directory when not given)."""
+    """The camera as ONVIF describes it. `state`, `media` and `rules`: the stores the camera
+    already follows (loaded from the data directory when not given: pass the camera's, or two
+    stores share one file); `events`: the camera's broker."""
     ident = device_id(cfg)
     info = DeviceModel.default_info()
     return DeviceModel(
@@ -74,10 +96,14 @@ def device_model(
         rtsp_port=rtsp_port,
         source=source,
         media=media if media is not None else media_store(cfg),
-        # Only what is implemented: Profile S streaming today (T and M come with Media2/events).
+        events=events if events is not None else EventBroker(),
+        rules=rules if rules is not None else analytics_store(cfg),
+        privacy=cfg.privacy,
+        # S (Media, RTSP), T (Media2, Imaging, Events, RTSP over HTTP), M (Analytics, metadata
+        # with events): what the services below implement.
         scopes=tuple(
             default_scopes(
-                cfg.onvif.name, info["hardware_id"], cfg.onvif.location or None, profiles="S"
+                cfg.onvif.name, info["hardware_id"], cfg.onvif.location or None, profiles="STM"
             )
         ),
         endpoint=ident.urn,
@@ -91,6 +117,11 @@ def build_dispatcher() -> OnvifDispatcher:
     dispatcher: OnvifDispatcher = Dispatcher()
     register_device(dispatcher)
     register_media(dispatcher)
+    register_media2(dispatcher)
+    register_imaging(dispatcher)
+    register_deviceio(dispatcher)
+    register_events(dispatcher)
+    register_analytics(dispatcher)
     return dispatcher
 
 

@@ -8,6 +8,7 @@ challenge.
 
 from __future__ import annotations
 
+import inspect
 import logging
 
 from aiohttp import web
@@ -64,8 +65,17 @@ class OnvifEndpoint:
 
             op, user = self.dispatcher.resolve(req, authenticate)
             host = request.headers.get("Host") or f"{request.url.host}:{self.model.http_port}"
-            children = op.handler(OnvifRequest(req.body_element, host, user, self.model))
-            data = envelope(children, version=req.version, relates_to=req.message_id)
+            result = op.handler(
+                OnvifRequest(req.body_element, host, user, self.model, request.path)
+            )
+            # Operations that wait (PullMessages) are coroutines; the rest answer at once.
+            children = await result if inspect.isawaitable(result) else result
+            data = envelope(
+                children,
+                version=req.version,
+                relates_to=req.message_id,
+                action=_response_action(req.action),
+            )
             return web.Response(body=data, content_type=version.content_type.split(";")[0])
         except SoapFault as fault:
             if fault.private:
@@ -87,6 +97,14 @@ class OnvifEndpoint:
                 body=fault_envelope(failed, version, relates_to),
                 content_type=version.content_type.split(";")[0],
             )
+
+
+def _response_action(request_action: str | None) -> str | None:
+    """WS-Addressing clients (zeep for the Event service) get the WSDL's output action back:
+    ".../PullMessagesRequest" is answered with ".../PullMessagesResponse"."""
+    if request_action and request_action.endswith("Request"):
+        return request_action[: -len("Request")] + "Response"
+    return None
 
 
 async def _read_limited(request: web.Request, limit: int) -> bytes:

@@ -38,6 +38,8 @@ class WebServer:
         # aiohttp refuses bigger bodies with 413 before a handler runs.
         self.app = web.Application(client_max_size=MAX_BODY)
         self.app.router.add_post("/onvif/{service:[A-Za-z0-9_]+}", self.onvif.handle)
+        # Event subscriptions: the id in the path is what identifies them (vcam/onvif/events.py).
+        self.app.router.add_post("/onvif/subscription/{id:[A-Za-z0-9_-]{1,64}}", self.onvif.handle)
         self.app.router.add_get("/snapshot/{stream}.jpg", self.snapshot)
         # The tunnel reads its POST body as a stream, so client_max_size never applies to it.
         self.tunnel = RtspTunnel(rtsp) if rtsp is not None and rtsp.streams else None

@@ -1,0 +1,1 @@
+"""Events: what the analytics and the camera report, as ONVIF notification messages."""
