@@ -27,6 +27,7 @@ from vcam.privacy.gate import MODE_CLASSES
 from vcam.privacy.masks import rgb_to_yuv
 from vcam.privacy.zones import StaticMask
 from vcam.sources import Source, open_source
+from vcam.status import CameraStatus
 from vcam.web.snapshot import LatestFrame
 
 log = logging.getLogger("vcam.app")
@@ -213,6 +214,15 @@ class Camera:
 
     def stats(self) -> PipelineStats:
         return self.pipeline.stats()
+
+    def status(self) -> CameraStatus:
+        return CameraStatus(
+            source=self.source.description,
+            pipeline=self.stats(),
+            bus=self.bus.stats(),
+            analytics=self.analytics.snapshot() if self.analytics is not None else None,
+            restarts=self.restarts,
+        )
 
     def status_line(self) -> str:
         s = self.stats()

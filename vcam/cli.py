@@ -244,7 +244,7 @@ async def _serve(cfg: Config, args: argparse.Namespace) -> int:
         )  # fmt: skip
         # Every later model is a dataclasses.replace of this one: the hook stays with them.
         model = dataclasses.replace(model, on_reboot=reboot)
-        web = build_web(cfg, model, users, digest, camera.latest, rtsp)
+        web = build_web(cfg, model, users, digest, camera.latest, rtsp, camera)
         await _listen(web.start(), "web.port", cfg.web.bind, cfg.web.port)
         web.onvif.model = dataclasses.replace(model, http_port=web.port)
         if cfg.onvif.discovery:

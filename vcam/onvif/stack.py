@@ -34,6 +34,7 @@ from vcam.web.snapshot import LatestFrame
 
 if TYPE_CHECKING:
     from vcam.rtsp.server import RtspServer
+    from vcam.status import LiveCamera
 
 DEVICE_STATE_FILE = "device.json"
 MEDIA_STATE_FILE = "media.json"
@@ -132,10 +133,12 @@ def build_web(
     digest: DigestAuth,
     latest: LatestFrame,
     rtsp: RtspServer | None = None,
+    camera: LiveCamera | None = None,
 ) -> WebServer:
-    """`rtsp`: the server whose sessions the web port's RTSP-over-HTTP tunnel reaches."""
+    """`rtsp`: the server whose sessions the web port's RTSP-over-HTTP tunnel reaches;
+    `camera`: the running camera (encoded bus, status) for the web page and WebRTC."""
     endpoint = OnvifEndpoint(build_dispatcher(), model, UsernameTokenAuth(users), digest)
-    return WebServer(cfg.web.bind, cfg.web.port, endpoint, latest, digest, rtsp)
+    return WebServer(cfg.web.bind, cfg.web.port, endpoint, latest, digest, rtsp, camera)
 
 
 def build_discovery(cfg: Config, model: DeviceModel, http_port: int) -> DiscoveryResponder:

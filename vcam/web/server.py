@@ -16,6 +16,7 @@ from vcam.web.snapshot import LatestFrame
 
 if TYPE_CHECKING:
     from vcam.rtsp.server import RtspServer
+    from vcam.status import LiveCamera
 
 log = logging.getLogger("vcam.web")
 
@@ -29,12 +30,17 @@ class WebServer:
         latest: LatestFrame,
         digest: DigestAuth,
         rtsp: RtspServer | None = None,
+        camera: LiveCamera | None = None,
     ) -> None:
+        """`camera`: the running camera (its encoded bus and status), None in tests that serve
+        ONVIF only."""
         self.bind = bind
         self.port = port
         self.onvif = onvif
         self.latest = latest
         self.digest = digest
+        self.rtsp = rtsp
+        self.camera = camera
         # aiohttp refuses bigger bodies with 413 before a handler runs.
         self.app = web.Application(client_max_size=MAX_BODY)
         self.app.router.add_post("/onvif/{service:[A-Za-z0-9_]+}", self.onvif.handle)
