@@ -606,9 +606,11 @@ def test_encoder_options_are_sizes_the_source_can_be_streamed_at(
 ) -> None:
     op = "GetVideoEncoderConfigurationOptions"
     every = call(dispatcher, env(f"<trt:{op}/>"))
-    # The 1280x720 source, its 16:9 ladder below it and its thirds; never larger.
-    sizes = [("1280", "720"), ("960", "540"), ("640", "360"), ("480", "270"), ("426", "240")]
-    assert resolutions(every) == [*sizes, ("320", "180")]
+    # The 1280x720 source and smaller sizes of exactly its aspect ratio, largest first.
+    sizes = [(int(w or 0), int(h or 0)) for w, h in resolutions(every)]
+    assert sizes[:4] == [(1280, 720), (1024, 576), (960, 540), (800, 450)]
+    assert {(640, 360), (320, 180)} <= set(sizes)
+    assert all(w * 9 == h * 16 and w % 2 == 0 == h % 2 and h >= 16 for w, h in sizes)
     sub = call(
         dispatcher, env(f"<trt:{op}><trt:ProfileToken>profile_sub</trt:ProfileToken></trt:{op}>")
     )

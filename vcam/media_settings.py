@@ -331,27 +331,30 @@ class MediaSettingsStore(SettingsStore[MediaSettings]):
         return self.change(lambda _: self.defaults)
 
 
-# Sizes offered besides the source's own: 16:9 ladder, plus simple fractions of the source.
-_LADDER = ((1920, 1080), (1280, 720), (960, 540), (640, 360), (480, 270), (320, 180))
+# Widths offered besides the source's own and its halvings (kept only where the source's aspect
+# ratio gives a whole, even height): what VMSs usually pick from.
+_COMMON_WIDTHS: tuple[int, ...] = (
+    2560, 1920, 1600, 1280, 1024, 960, 800, 768, 720, 640, 480, 384, 352, 320, 256, 240, 192,
+    176, 160, 128, 96, 64, 32,
+)  # fmt: skip
 
 
 def available_sizes(
     source_width: int, source_height: int, current: Iterable[tuple[int, int]] = ()
 ) -> list[tuple[int, int]]:
     """The resolutions an encoder can really stream from this source, largest first: the
-    source's size, common sizes of its aspect ratio and its halves, thirds and quarters (never
-    larger than the source, even, at least 16), and the sizes encoders stream now."""
-    sizes = set(current)
+    source's size and smaller sizes of exactly its aspect ratio (even, at least MIN_SIZE:
+    libx264 needs even sizes; no upscaling), and the sizes the encoders stream now (a
+    configured 640x360 of a 4:3 source). Before a network source's first frame: those only."""
+    sizes = dict.fromkeys(current)
     if source_width >= MIN_SIZE and source_height >= MIN_SIZE:
-        sw, sh = source_width - source_width % 2, source_height - source_height % 2
-        sizes.add((sw, sh))
-        aspect = sw / sh
-        for w, h in _LADDER:
-            if w <= sw and h <= sh and abs(w / h - aspect) < 0.01 * aspect:
-                sizes.add((w, h))
-        for k in (2, 3, 4):
-            w, h = sw // k, sh // k
-            w, h = w - w % 2, h - h % 2
-            if w >= MIN_SIZE and h >= MIN_SIZE:
-                sizes.add((w, h))
+        width, height = source_width, source_height
+        sizes[(width - width % 2, height - height % 2)] = None
+        halvings = (width // d for d in (2, 4, 8) if width % d == 0)
+        for w in {*_COMMON_WIDTHS, *halvings}:
+            if w >= width or (w * height) % width:
+                continue
+            h = w * height // width
+            if w % 2 == 0 and h % 2 == 0 and w >= MIN_SIZE and h >= MIN_SIZE:
+                sizes[(w, h)] = None
     return sorted(sizes, key=lambda s: (-s[0] * s[1], -s[0]))

@@ -11,14 +11,13 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
-import logging
 import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Generic, Protocol, TypeVar
 
-log = logging.getLogger(__name__)
+from vcam.observers import Subscribers
 
 
 def write_private_json(path: Path, data: Any) -> None:
@@ -67,7 +66,7 @@ class SettingsStore(Generic[S]):
         self.path = path
         self._lock = threading.Lock()
         self._settings = settings
-        self._subscribers: list[Callable[[S], None]] = []
+        self._subscribers: Subscribers[S] = Subscribers("settings")
 
     @property
     def settings(self) -> S:
@@ -88,25 +87,12 @@ class SettingsStore(Generic[S]):
             if self.path is not None:
                 write_private_json(self.path, after.to_json())
             self._settings = after
-            subscribers = list(self._subscribers)
-        for callback in subscribers:
-            try:
-                callback(after)
-            except Exception:
-                log.exception("settings subscriber failed")
+        self._subscribers.notify(after)
         return after
 
     def subscribe(self, callback: Callable[[S], None]) -> Callable[[], None]:
         """Calls `callback(settings)` after every change; returns a function that unsubscribes."""
-        with self._lock:
-            self._subscribers.append(callback)
-
-        def unsubscribe() -> None:
-            with self._lock:
-                if callback in self._subscribers:
-                    self._subscribers.remove(callback)
-
-        return unsubscribe
+        return self._subscribers.add(callback)
 
 
 def read_json(path: Path) -> Any | None:

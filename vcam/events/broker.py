@@ -10,13 +10,11 @@ can be sent the current state of everything as `Initialized`.
 from __future__ import annotations
 
 import dataclasses
-import logging
 import threading
 from collections.abc import Callable, Iterable
 
 from vcam.events.message import EventMessage, PropertyOperation, TopicInfo
-
-log = logging.getLogger(__name__)
+from vcam.observers import Subscribers
 
 Subscriber = Callable[[EventMessage], None]
 
@@ -26,7 +24,7 @@ class EventBroker:
         self._lock = threading.Lock()
         self._topics: dict[str, TopicInfo] = {}
         self._properties: dict[tuple[object, ...], EventMessage] = {}
-        self._subscribers: list[Subscriber] = []
+        self._subscribers: Subscribers[EventMessage] = Subscribers("event")
         self.published = 0
         for info in topics:
             self.declare(info)
@@ -54,13 +52,8 @@ class EventBroker:
                 self._properties.pop(msg.property_key, None)
             elif msg.operation is not None:
                 self._properties[msg.property_key] = msg
-            subscribers = list(self._subscribers)
             self.published += 1
-        for callback in subscribers:
-            try:
-                callback(msg)
-            except Exception:  # one broken subscriber must not stop the others
-                log.exception("event subscriber failed")
+        self._subscribers.notify(msg)  # one broken subscriber does not stop the others
 
     def properties(self) -> list[EventMessage]:
         """The current state of every property, each as an `Initialized` message (with the
@@ -72,16 +65,7 @@ class EventBroker:
     def subscribe(self, callback: Subscriber) -> Callable[[], None]:
         """Calls `callback(message)` for every message published from now on; returns a
         function that unsubscribes."""
-        with self._lock:
-            self._subscribers.append(callback)
-
-        def unsubscribe() -> None:
-            with self._lock:
-                if callback in self._subscribers:
-                    self._subscribers.remove(callback)
-
-        return unsubscribe
+        return self._subscribers.add(callback)
 
     def subscriber_count(self) -> int:
-        with self._lock:
-            return len(self._subscribers)
+        return len(self._subscribers)

@@ -31,7 +31,6 @@ from vcam.media_settings import (
     MAX_MASK_POINTS,
     MAX_MASKS,
     MAX_PROFILES,
-    MIN_SIZE,
     EncoderSettings,
     MaskKind,
     MaskSettings,
@@ -39,6 +38,7 @@ from vcam.media_settings import (
     MediaSettingsError,
     Point,
     ProfileSettings,
+    available_sizes,
 )
 from vcam.onvif import faults
 from vcam.onvif.faults import SoapFault
@@ -59,12 +59,6 @@ _H264_PROFILES = {"baseline": "Baseline", "main": "Main", "high": "High"}
 _MASK_KINDS: tuple[MaskKind, ...] = ("Color", "Pixelated", "Blurred")
 RGB = "http://www.onvif.org/ver10/colorspace/RGB"
 YCBCR = "http://www.onvif.org/ver10/colorspace/YCbCr"  # the default when none is given
-# Widths offered besides the source's own and its halvings (kept only where the source's aspect
-# ratio gives a whole, even height): what VMSs usually pick from.
-_COMMON_WIDTHS: tuple[int, ...] = (
-    2560, 1920, 1600, 1280, 1024, 960, 800, 768, 720, 640, 480, 384, 352, 320, 256, 240, 192,
-    176, 160, 128, 96, 64, 32,
-)  # fmt: skip
 _COMMON_RATES = (60.0, 50.0, 30.0, 25.0, 20.0, 15.0, 12.5, 10.0, 7.5, 5.0, 2.0, 1.0)
 _DURATION = re.compile(r"P(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+(?:\.\d*)?)S)?)?")
 
@@ -213,21 +207,11 @@ def _stream_of(model: DeviceModel, settings: MediaSettings, profile: ProfileSett
 
 
 def resolutions(model: DeviceModel, settings: MediaSettings) -> list[tuple[int, int]]:
-    """What the encoders can really stream: the source's size and smaller sizes of the same
-    aspect ratio, even and at least MIN_SIZE (libx264 needs even sizes; no upscaling)."""
-    width, height = model.source.width, model.source.height
-    if width <= 0 or height <= 0:  # a network source before its first frame: what runs now
-        streams = [StreamInfo.of(e, model.source) for e in settings.encoders]
-        return list(dict.fromkeys((s.width, s.height) for s in streams))
-    sizes = [(width, height)]
-    candidates = [*_COMMON_WIDTHS, *(width // d for d in (2, 4, 8) if width % d == 0)]
-    for w in sorted(set(candidates), reverse=True):
-        if w >= width or (w * height) % width:
-            continue
-        h = w * height // width
-        if w % 2 == 0 and h % 2 == 0 and w >= MIN_SIZE and h >= MIN_SIZE:
-            sizes.append((w, h))
-    return sizes
+    """What the encoders can really stream (the same list Media ver10 offers)."""
+    streams = [StreamInfo.of(e, model.source) for e in settings.encoders]
+    return available_sizes(model.source.width, model.source.height, [
+        (s.width, s.height) for s in streams
+    ])  # fmt: skip
 
 
 def frame_rates(model: DeviceModel, settings: MediaSettings) -> list[float]:
