@@ -200,6 +200,16 @@ def test_reidentification_window(reid_frames: int, objects: int) -> None:
 # -- fields, occupancy, loitering, queues -----------------------------------------------------
 
 
+def test_feet_on_the_bottom_edge_are_inside_a_field_that_reaches_it() -> None:
+    """The tracker clamps boxes to the frame: a person cut by the bottom edge has feet at
+    exactly y = H. A field along that edge must still see them come and go."""
+    whole = [[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0]]
+    rig = Rig([{"type": "FieldDetector", "name": "f", "field": whole}])
+    rig.feed([[person(1, 500, feet=H)]] * 5 + [[]] * 30)
+    states = [m.item("IsInside") for m in rig.of("ObjectsInside")]
+    assert states == ["false", "true", "false"]  # Initialized, entered, left
+
+
 def test_fail_closed_frames_keep_occupancy() -> None:
     rig = Rig(
         [

@@ -337,6 +337,7 @@ def _print_banner(
         if rtsp.auth is None:
             print("  RTSP authentication is off (rtsp.require_auth = false)")
     if web is not None:
+        print(f"  web page (live view, settings): http://{host}:{web.port}/")
         print(f"  ONVIF: http://{host}:{web.port}/onvif/device_service")
         for stream in web.onvif.model.streams:
             print(f"  snapshot: http://{host}:{web.port}/snapshot/{stream.name}.jpg")

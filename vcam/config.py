@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import math
+import re
 import tomllib
 import types
 import typing
@@ -151,6 +152,10 @@ class WebConfig:
     enabled: bool = True
     bind: str = "0.0.0.0"
     port: int = 8080  # ONVIF at /onvif/device_service, snapshots at /snapshot/<stream>.jpg
+    # WebRTC: host candidates only unless STUN/TURN URLs are given ("stun:host:3478",
+    # "turn:user:password@host:3478?transport=udp"); peers beyond the limit are refused (503).
+    ice_servers: tuple[str, ...] = ()
+    max_webrtc_peers: int = 16
 
 
 @dataclass(frozen=True)
@@ -335,6 +340,12 @@ def _convert(tp: Any, value: Any, key: str, default: Any = None) -> Any:
     raise ConfigError(key, f"unsupported type {tp!r}")
 
 
+# stun:host[:port], turn(s):[user:password@]host[:port][?transport=udp|tcp]
+_ICE_URL = re.compile(
+    r"(stun:|turns?:([^:@\s]+:[^@\s]+@)?)[A-Za-z0-9.\-]+(:\d{1,5})?(\?transport=(udp|tcp))?"
+)
+
+
 def _check(cond: bool, key: str, message: str) -> None:
     if not cond:
         raise ConfigError(key, message)
@@ -466,6 +477,13 @@ def validate(cfg: Config) -> None:
     _check(0 <= w.port <= 65535, "web.port", "must be in [0, 65535] (0: any free port)")
     _check(_is_ip(w.bind), "web.bind", f"not an IP address: {w.bind!r}")
     _check(w.port == 0 or w.port != r.port or w.bind != r.bind, "web.port", "same as rtsp.port")
+    _check(1 <= w.max_webrtc_peers <= 256, "web.max_webrtc_peers", "must be in [1, 256]")
+    for i, url in enumerate(w.ice_servers):
+        _check(
+            _ICE_URL.fullmatch(url) is not None,
+            f"web.ice_servers[{i}]",
+            f"not a stun:/turn:/turns: URL: {url!r}",
+        )
     v = cfg.onvif
     _check(bool(v.name) and v.name.isprintable(), "onvif.name", "must be printable, non-empty")
     _check(0 <= v.discovery_port <= 65535, "onvif.discovery_port", "must be in [0, 65535]")

@@ -243,6 +243,13 @@ def fixed_profiles(encoders: Iterable[EncoderSettings]) -> tuple[ProfileSettings
     )
 
 
+def next_token(prefix: str, taken: Iterable[str]) -> str:
+    """A token after every numbered one in use (`mask_3` -> `mask_4`), so a client holding the
+    token of a deleted object does not reach a newer one through it (Media2 CreateMask)."""
+    numbers = [int(t[len(prefix) :]) for t in taken if re.fullmatch(rf"{prefix}\d{{1,9}}", t)]
+    return f"{prefix}{max(numbers, default=0) + 1}"
+
+
 def _check_name(name: str, where: str) -> None:
     if not name or len(name) > MAX_NAME or any(ord(c) < 0x20 for c in name):
         raise MediaSettingsError(f"{where}: name must be 1..{MAX_NAME} printable characters")

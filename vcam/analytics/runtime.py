@@ -19,6 +19,7 @@ from vcam.analytics.geometry import (
     Point,
     distance_to_polygon,
     point_in_polygon,
+    segment_distance,
     segments_intersect,
     side_of,
 )
@@ -126,21 +127,37 @@ class _Crossings:
         self._last.pop(oid, None)
 
 
+def _on_picture_edge(a: Point, b: Point) -> bool:
+    return (a[0] == b[0] and a[0] in (0.0, 1.0)) or (a[1] == b[1] and a[1] in (0.0, 1.0))
+
+
 class _Membership:
     """Which objects are inside a polygon (everything, without one)."""
 
     def __init__(self, polygon: Sequence[Point]) -> None:
         self.polygon = tuple(polygon)
+        # The border band applies to edges with an outside beyond them, not to edges along the
+        # picture's border: feet there (a person cut by the bottom edge, whose box is clamped
+        # to the frame) would never be clear of the band, so never enter nor leave.
+        self.inner_edges = [
+            (a, b)
+            for a, b in zip((self.polygon[-1:] + self.polygon[:-1]), self.polygon, strict=True)
+            if not _on_picture_edge(a, b)
+        ]
         self.inside: dict[int, bool] = {}
 
     def update(self, obj: AnalyticsObject) -> tuple[bool, bool]:
         """(inside before, inside now) of `obj`."""
         before = self.inside.get(obj.oid)
-        now = not self.polygon or point_in_polygon(obj.x, obj.y, self.polygon)
+        # On the border counts as inside (feet on the picture's edge, on a field reaching it).
+        now = not self.polygon or (
+            point_in_polygon(obj.x, obj.y, self.polygon)
+            or distance_to_polygon(obj.point, self.polygon) < 1e-9
+        )
         if (
             before is not None
             and now != before
-            and distance_to_polygon(obj.point, self.polygon) < _band(obj)
+            and any(segment_distance(obj.point, a, b) < _band(obj) for a, b in self.inner_edges)
         ):
             now = before  # inside the border band: no change yet
         self.inside[obj.oid] = now

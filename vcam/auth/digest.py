@@ -255,7 +255,23 @@ class DigestAuth:
                 self._counts.popitem(last=False)
         return True
 
-    # -- throttling (called with the lock held) ------------------------------------------------
+    # -- throttling ----------------------------------------------------------------------------
+
+    def blocked_for(self, client: str) -> float | None:
+        """Seconds `client` must still wait after too many failures (None: not blocked). Other
+        password checks (the web page's login) share this per-address throttle."""
+        with self._lock:
+            return self._blocked(client, self._clock())
+
+    def record_failure(self, client: str) -> None:
+        with self._lock:
+            self._failed(client, self._clock())
+
+    def record_success(self, client: str) -> None:
+        with self._lock:
+            self._clients.pop(client, None)
+
+    # (the two below are called with the lock held)
 
     def _blocked(self, client: str, now: float) -> float | None:
         state = self._clients.get(client)

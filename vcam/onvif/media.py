@@ -22,6 +22,7 @@ from vcam.media_settings import (
     MediaSettingsError,
     ProfileSettings,
     available_sizes,
+    next_token,
 )
 from vcam.onvif import faults
 from vcam.onvif.faults import RECEIVER, SoapFault
@@ -442,9 +443,7 @@ def create_profile(req: OnvifRequest) -> list[Element]:
             )
         if wanted and s.profile(wanted) is not None:
             raise faults.invalid_arg(f"profile {wanted[:64]!r} exists", "ter:ProfileExists")
-        token = wanted or next(
-            t for t in (f"profile_{n}" for n in range(1, 10_000)) if s.profile(t) is None
-        )
+        token = wanted or next_token("profile_", (p.token for p in s.profiles))
         return _replace_profiles(s, [*s.profiles, ProfileSettings(token, name)])
 
     settings = change(req.model, edit)

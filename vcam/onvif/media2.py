@@ -39,6 +39,7 @@ from vcam.media_settings import (
     Point,
     ProfileSettings,
     available_sizes,
+    next_token,
 )
 from vcam.onvif import faults
 from vcam.onvif.faults import SoapFault
@@ -420,13 +421,6 @@ def _check_dependencies(prof: ProfileSettings) -> None:
         raise _conflict(f"profile {prof.token!r}: encoder and metadata need the video source")
 
 
-def _next_token(prefix: str, taken: Iterable[str]) -> str:
-    """Never a token used before in this set: a client holding an old one must not reach a new
-    object through it."""
-    numbers = [int(t[len(prefix) :]) for t in taken if re.fullmatch(rf"{prefix}\d{{1,9}}", t)]
-    return f"{prefix}{max(numbers, default=0) + 1}"
-
-
 def _replace_profile(settings: MediaSettings, prof: ProfileSettings) -> MediaSettings:
     profiles = tuple(prof if p.token == prof.token else p for p in settings.profiles)
     return dataclasses.replace(settings, profiles=profiles)
@@ -444,7 +438,7 @@ def create_profile(req: OnvifRequest) -> list[Element]:
                 ["ter:Action", "ter:MaxNVTProfiles"],
                 f"at most {MAX_PROFILES} profiles",
             )
-        token = _next_token("user_profile_", (p.token for p in settings.profiles))
+        token = next_token("user_profile_", (p.token for p in settings.profiles))
         prof = _with_configurations(req.model, settings, ProfileSettings(token, name), refs)
         _check_dependencies(prof)
         created.append(token)
@@ -884,7 +878,7 @@ def create_mask(req: OnvifRequest) -> list[Element]:
     def edit(settings: MediaSettings) -> MediaSettings:
         if len(settings.masks) >= MAX_MASKS:
             raise SoapFault(faults.RECEIVER, ["ter:Action", "ter:MaxMasks"], f"at most {MAX_MASKS}")
-        token = _next_token("mask_", (m.token for m in settings.masks))
+        token = next_token("mask_", (m.token for m in settings.masks))
         mask = _parse_mask(req.model, el, token, None)
         created.append(token)
         return dataclasses.replace(settings, masks=(*settings.masks, mask))

@@ -138,7 +138,9 @@ def build_web(
     """`rtsp`: the server whose sessions the web port's RTSP-over-HTTP tunnel reaches;
     `camera`: the running camera (encoded bus, status) for the web page and WebRTC."""
     endpoint = OnvifEndpoint(build_dispatcher(), model, UsernameTokenAuth(users), digest)
-    return WebServer(cfg.web.bind, cfg.web.port, endpoint, latest, digest, rtsp, camera)
+    return WebServer(
+        cfg.web.bind, cfg.web.port, endpoint, latest, digest, rtsp, camera, web_config=cfg.web
+    )
 
 
 def build_discovery(cfg: Config, model: DeviceModel, http_port: int) -> DiscoveryResponder:

@@ -10,9 +10,12 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from vcam.auth.digest import DigestAuth
+from vcam.config import WebConfig
 from vcam.web.onvif_http import MAX_BODY, OnvifEndpoint
+from vcam.web.page import register_page
 from vcam.web.rtsp_tunnel import RtspTunnel
 from vcam.web.snapshot import LatestFrame
+from vcam.web.webrtc_http import register_webrtc
 
 if TYPE_CHECKING:
     from vcam.rtsp.server import RtspServer
@@ -31,9 +34,10 @@ class WebServer:
         digest: DigestAuth,
         rtsp: RtspServer | None = None,
         camera: LiveCamera | None = None,
+        web_config: WebConfig | None = None,
     ) -> None:
         """`camera`: the running camera (its encoded bus and status), None in tests that serve
-        ONVIF only."""
+        ONVIF only; `web_config`: the [web] settings (WebRTC's ICE servers and viewer limit)."""
         self.bind = bind
         self.port = port
         self.onvif = onvif
@@ -47,6 +51,9 @@ class WebServer:
         # Event subscriptions: the id in the path is what identifies them (vcam/onvif/events.py).
         self.app.router.add_post("/onvif/subscription/{id:[A-Za-z0-9_-]{1,64}}", self.onvif.handle)
         self.app.router.add_get("/snapshot/{stream}.jpg", self.snapshot)
+        register_page(self.app, self)  # the web page, its JSON API, /metrics, /healthz
+        if camera is not None:  # WebRTC viewers of the encoded bus
+            register_webrtc(self.app, self, web_config or WebConfig(bind=bind))
         # The tunnel reads its POST body as a stream, so client_max_size never applies to it.
         self.tunnel = RtspTunnel(rtsp) if rtsp is not None and rtsp.streams else None
         if self.tunnel is not None:

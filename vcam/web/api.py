@@ -1,0 +1,226 @@
+"""The page's JSON API. Every change goes through the same store ONVIF edits (media settings for
+masks and imaging, the analytics rule store for rules), so ONVIF clients see what the page set
+and the other way round; the camera follows those stores live.
+
+Viewing needs any logged-in user; changes need an Administrator (and, like every change under
+/api/, the session's CSRF token: vcam/web/session.py).
+
+GET  /api/status                -> pipeline, bus, RTSP, analytics and privacy status
+GET  /api/privacy               -> masking mode and style (read-only: they need the detectors
+                                   reloaded, so they are configuration, not live settings)
+GET  /api/masks                 -> {"masks": [{"token", "polygon", "kind", "color", "enabled"}]}
+POST /api/masks {"polygon": [[x, y], ...], "kind"?, "color"?, "enabled"?} -> 201 {"token"}
+DELETE /api/masks/{token}
+GET  /api/rules                 -> {"rules": [rule JSON as vcam/analytics/rules.py writes it]}
+POST /api/rules {rule JSON}     -> 201;  PUT /api/rules/{name} {rule JSON};  DELETE likewise
+GET/PUT /api/imaging            {"brightness", "contrast", "saturation"} (0..100, 50 neutral)
+Geometry is normalised 0..1 with y down, as in the stores.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from vcam.analytics.rules import Rule, RuleError, rule_from_json
+from vcam.auth.users import UserLevel
+from vcam.media_settings import (
+    MAX_MASKS,
+    MaskSettings,
+    MediaSettings,
+    MediaSettingsError,
+    next_token,
+)
+from vcam.web.jsonapi import json_error, ok, read_object
+from vcam.web.session import require
+from vcam.web.status_view import status_json
+
+if TYPE_CHECKING:
+    from vcam.web.server import WebServer
+
+ADMIN = UserLevel.ADMINISTRATOR
+_IMAGING = ("brightness", "contrast", "saturation")
+
+
+def _number(value: Any, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        json_error(400, f"{what} must be a finite number")
+    return float(value)
+
+
+def _mask(token: str, body: dict[str, Any]) -> MaskSettings:
+    unknown = set(body) - {"polygon", "kind", "color", "enabled"}
+    if unknown:
+        json_error(400, f"unknown mask field {sorted(unknown)[0]!r}")
+    points = body.get("polygon")
+    if not isinstance(points, list) or not all(isinstance(p, list) and len(p) == 2 for p in points):
+        json_error(400, "polygon must be a list of [x, y] points")
+    polygon = tuple((_number(x, "x"), _number(y, "y")) for x, y in points)
+    color = body.get("color", [0, 0, 0])
+    if not isinstance(color, list) or not all(isinstance(c, int) for c in color):
+        json_error(400, "color must be [r, g, b] integers")
+    enabled = body.get("enabled", True)
+    if not isinstance(enabled, bool):
+        json_error(400, "enabled must be true or false")
+    mask = MaskSettings(token, polygon, body.get("kind", "Color"), tuple(color), enabled)
+    try:
+        mask.check()
+    except MediaSettingsError as exc:
+        json_error(400, str(exc))
+    return mask
+
+
+class PageApi:
+    def __init__(self, server: WebServer) -> None:
+        self.server = server
+        self.model = server.onvif.model
+
+    def _change_media(self, edit: Callable[[MediaSettings], MediaSettings]) -> MediaSettings:
+        try:
+            return self.model.media.change(edit)
+        except MediaSettingsError as exc:
+            json_error(400, str(exc))
+        except OSError as exc:
+            json_error(500, f"cannot keep the settings: {exc}")
+
+    # -- viewing ---------------------------------------------------------------------------------
+
+    async def status(self, request: web.Request) -> web.Response:
+        require(request)
+        return ok(status_json(self.server))
+
+    async def privacy(self, request: web.Request) -> web.Response:
+        require(request)
+        p = self.model.privacy
+        return ok(
+            {
+                "mode": p.mode,
+                "style": p.style,
+                "zone_style": p.zone_style,
+                "editable": False,  # configuration: changing them reloads the detectors
+            }
+        )
+
+    # -- masks -----------------------------------------------------------------------------------
+
+    async def masks(self, request: web.Request) -> web.Response:
+        require(request)
+        masks = [dataclasses.asdict(m) for m in self.model.media.settings.masks]
+        return ok({"masks": masks, "max": MAX_MASKS})
+
+    async def create_mask(self, request: web.Request) -> web.Response:
+        require(request, ADMIN)
+        body = await read_object(request)
+        created: list[str] = []
+
+        def edit(settings: MediaSettings) -> MediaSettings:
+            if len(settings.masks) >= MAX_MASKS:
+                json_error(409, f"at most {MAX_MASKS} masks")
+            token = next_token("mask_", (m.token for m in settings.masks))
+            created.append(token)
+            return dataclasses.replace(settings, masks=(*settings.masks, _mask(token, body)))
+
+        self._change_media(edit)
+        return ok({"token": created[-1]}, status=201)
+
+    async def delete_mask(self, request: web.Request) -> web.Response:
+        require(request, ADMIN)
+        token = request.match_info["token"]
+
+        def edit(settings: MediaSettings) -> MediaSettings:
+            if settings.mask(token) is None:
+                json_error(404, f"no mask {token!r}")
+            return dataclasses.replace(
+                settings, masks=tuple(m for m in settings.masks if m.token != token)
+            )
+
+        self._change_media(edit)
+        return ok({"deleted": token})
+
+    # -- rules -----------------------------------------------------------------------------------
+
+    async def rules(self, request: web.Request) -> web.Response:
+        require(request)
+        return ok({"rules": [r.to_json() for r in self.model.rules.settings.rules]})
+
+    async def create_rule(self, request: web.Request) -> web.Response:
+        require(request, ADMIN)
+        rule = _rule(await read_object(request))
+        if self.model.rules.settings.get(rule.name) is not None:
+            json_error(409, f"a rule named {rule.name!r} exists already")
+        self._change_rules(lambda: self.model.rules.create([rule]))
+        return ok(rule.to_json(), status=201)
+
+    async def modify_rule(self, request: web.Request) -> web.Response:
+        require(request, ADMIN)
+        name = request.match_info["name"]
+        body = await read_object(request)
+        if body.setdefault("name", name) != name:
+            json_error(400, "a rule cannot be renamed: delete it and create another")
+        rule = _rule(body)
+        if self.model.rules.settings.get(name) is None:
+            json_error(404, f"no rule {name!r}")
+        self._change_rules(lambda: self.model.rules.modify([rule]))
+        return ok(rule.to_json())
+
+    async def delete_rule(self, request: web.Request) -> web.Response:
+        require(request, ADMIN)
+        name = request.match_info["name"]
+        if self.model.rules.settings.get(name) is None:
+            json_error(404, f"no rule {name!r}")
+        self._change_rules(lambda: self.model.rules.delete([name]))
+        return ok({"deleted": name})
+
+    @staticmethod
+    def _change_rules(change: Callable[[], object]) -> None:
+        try:
+            change()
+        except RuleError as exc:  # a race with ONVIF, or the rule limit
+            json_error(409, str(exc))
+        except OSError as exc:
+            json_error(500, f"cannot keep the rules: {exc}")
+
+    # -- imaging ---------------------------------------------------------------------------------
+
+    async def imaging(self, request: web.Request) -> web.Response:
+        require(request)
+        return ok(dataclasses.asdict(self.model.media.settings.imaging))
+
+    async def set_imaging(self, request: web.Request) -> web.Response:
+        require(request, ADMIN)
+        body = await read_object(request)
+        unknown = set(body) - set(_IMAGING)
+        if unknown:
+            json_error(400, f"unknown imaging setting {sorted(unknown)[0]!r}")
+        changes = {k: _number(v, k) for k, v in body.items()}
+        settings = self._change_media(
+            lambda s: dataclasses.replace(s, imaging=dataclasses.replace(s.imaging, **changes))
+        )
+        return ok(dataclasses.asdict(settings.imaging))
+
+
+def _rule(body: dict[str, Any]) -> Rule:
+    try:
+        return rule_from_json(body)
+    except RuleError as exc:
+        json_error(400, str(exc))
+
+
+def register_api(app: web.Application, server: WebServer) -> None:
+    api = PageApi(server)
+    r = app.router
+    r.add_get("/api/status", api.status)
+    r.add_get("/api/privacy", api.privacy)
+    r.add_get("/api/masks", api.masks)
+    r.add_post("/api/masks", api.create_mask)
+    r.add_delete("/api/masks/{token}", api.delete_mask)
+    r.add_get("/api/rules", api.rules)
+    r.add_post("/api/rules", api.create_rule)
+    r.add_put("/api/rules/{name}", api.modify_rule)
+    r.add_delete("/api/rules/{name}", api.delete_rule)
+    r.add_get("/api/imaging", api.imaging)
+    r.add_put("/api/imaging", api.set_imaging)

@@ -1,0 +1,431 @@
+// The vcam page: login, live view over WebRTC with a metadata overlay, counters, events, and the
+// settings (masks, analytics lines and zones, imaging, users) through /api/*. No framework, no
+// build step. Every change sends the session's CSRF token; text from the server is only ever
+// set as textContent, never parsed as HTML.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+const state = {
+  user: null, csrf: "", masks: [], rules: [], boxes: [], boxesAt: 0,
+  drawing: null, lastEvent: 0, pc: null, peerId: "", size: [16, 9], timers: [],
+};
+
+// -- API ------------------------------------------------------------------------------------
+
+async function api(method, path, body) {
+  const headers = {};
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  if (method !== "GET") headers["X-CSRF-Token"] = state.csrf;
+  const resp = await fetch(path, {
+    method, headers, credentials: "same-origin",
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  let data = null;
+  try { data = await resp.json(); } catch (_) { data = null; }
+  if (resp.status === 401 && path !== "/api/login" && path !== "/api/session") showLogin();
+  if (!resp.ok) {
+    const err = new Error((data && data.error) || `${method} ${path}: HTTP ${resp.status}`);
+    err.status = resp.status;
+    throw err;
+  }
+  return data;
+}
+
+function report(err) { $("api-error").textContent = err ? err.message : ""; }
+
+async function change(method, path, body) {
+  try {
+    const out = await api(method, path, body);
+    report(null);
+    return out;
+  } catch (err) {
+    report(err);
+    return null;
+  }
+}
+
+// -- login ----------------------------------------------------------------------------------
+
+function showLogin() {
+  stopAll();
+  $("app").hidden = true;
+  $("login").hidden = false;
+  $("username").focus();
+}
+
+async function start(session) {
+  state.user = session;
+  state.csrf = session.csrf;
+  $("login").hidden = true;
+  $("app").hidden = false;
+  $("who").textContent = `${session.username} (${session.level})`;
+  const admin = session.level === "Administrator";
+  for (const el of document.querySelectorAll(".admin-only")) el.hidden = !admin;
+  await refreshStatus();
+  await Promise.all([loadMasks(), loadRules(), admin ? loadSettings() : null]);
+  state.timers.push(setInterval(refreshStatus, 2000), setInterval(pollEvents, 2000));
+  pollEvents();
+  connect();
+}
+
+function stopAll() {
+  for (const t of state.timers) clearInterval(t);
+  state.timers = [];
+  disconnect();
+}
+
+$("login-form").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  $("login-error").textContent = "";
+  try {
+    const session = await api("POST", "/api/login", {
+      username: $("username").value, password: $("password").value,
+    });
+    $("password").value = "";
+    await start(session);
+  } catch (err) {
+    $("login-error").textContent = err.message;
+  }
+});
+
+$("logout").addEventListener("click", async () => {
+  await change("POST", "/api/logout", {});
+  showLogin();
+});
+
+// -- live view (WebRTC) ---------------------------------------------------------------------
+
+function videoMessage(text) { $("video-message").textContent = text; }
+
+async function connect() {
+  disconnect();
+  let config;
+  try {
+    config = await api("GET", "/api/webrtc/config");
+  } catch (err) {
+    videoMessage(err.status === 404
+      ? "Live video needs WebRTC, which this camera does not offer yet."
+      : `Live video unavailable: ${err.message}`);
+    return;
+  }
+  videoMessage("Connecting…");
+  const pc = new RTCPeerConnection({ iceServers: config.ice_servers || [] });
+  state.pc = pc;
+  pc.addTransceiver("video", { direction: "recvonly" });
+  const channel = pc.createDataChannel("metadata");
+  channel.onmessage = (ev) => onMetadata(ev.data);
+  pc.ontrack = (ev) => {
+    $("video").srcObject = ev.streams[0] || new MediaStream([ev.track]);
+    videoMessage("");
+  };
+  pc.onconnectionstatechange = () => {
+    if (pc.connectionState === "failed") videoMessage("Live video connection failed.");
+  };
+  await pc.setLocalDescription(await pc.createOffer());
+  await iceGathered(pc, 3000); // the camera does not trickle: send every candidate at once
+  try {
+    const answer = await api("POST", "/api/webrtc/offer", {
+      sdp: pc.localDescription.sdp, type: "offer", stream: $("stream").value || "main",
+    });
+    if (state.pc !== pc) return;
+    state.peerId = answer.id || "";
+    await pc.setRemoteDescription({ type: answer.type, sdp: answer.sdp });
+  } catch (err) {
+    videoMessage(`Live video refused: ${err.message}`);
+  }
+}
+
+function iceGathered(pc, timeoutMs) {
+  return new Promise((resolve) => {
+    if (pc.iceGatheringState === "complete") return resolve();
+    const timer = setTimeout(resolve, timeoutMs);
+    pc.addEventListener("icegatheringstatechange", () => {
+      if (pc.iceGatheringState === "complete") { clearTimeout(timer); resolve(); }
+    });
+  });
+}
+
+function disconnect() {
+  if (state.pc) {
+    state.pc.close();
+    state.pc = null;
+    if (state.peerId && state.csrf) api("POST", "/api/webrtc/close", { id: state.peerId }).catch(() => {});
+    state.peerId = "";
+  }
+  $("video").srcObject = null;
+}
+
+$("stream").addEventListener("change", () => { setStageSize(); connect(); });
+
+function onMetadata(text) {
+  let msg;
+  try { msg = JSON.parse(text); } catch (_) { return; }
+  if (msg.type === "boxes") {
+    state.boxes = msg.objects || [];
+    state.boxesAt = performance.now();
+  } else if (msg.type === "event") {
+    addEvent(msg);
+  } else if (msg.type === "status") {
+    showCounters(msg.analytics);
+  }
+}
+
+// -- status, counters, events ---------------------------------------------------------------
+
+function setStageSize() {
+  const name = $("stream").value;
+  const s = (state.streams || []).find((x) => x.name === name);
+  if (s && s.width && s.height) state.size = [s.width, s.height];
+  $("stage").style.aspectRatio = `${state.size[0]} / ${state.size[1]}`;
+}
+
+function fill(dl, rows) {
+  dl.replaceChildren();
+  for (const [k, v] of rows) {
+    const dt = document.createElement("dt");
+    dt.textContent = k;
+    const dd = document.createElement("dd");
+    dd.textContent = v;
+    dl.append(dt, dd);
+  }
+}
+
+async function refreshStatus() {
+  let st;
+  try { st = await api("GET", "/api/status"); } catch (_) { return; }
+  state.streams = st.streams;
+  const select = $("stream");
+  if (select.options.length !== st.streams.length) {
+    select.replaceChildren(...st.streams.map((s) => new Option(`${s.name} ${s.width}×${s.height}`, s.name)));
+    setStageSize();
+  }
+  const rows = [["Masking", `${st.privacy.mode}, ${st.privacy.style}`]];
+  const c = st.camera;
+  if (c) {
+    const reasons = Object.entries(c.closed_reasons).map(([k, v]) => `${k} ${v}`).join(", ");
+    rows.push(
+      ["Source", c.source], ["Frames", `${c.frames_out} (${c.fps} fps)`],
+      ["Masked", String(c.frames_masked)],
+      ["Fail-closed", `${c.frames_closed}${reasons ? ` (${reasons})` : ""}`],
+      ["Detector", `${c.detector_ms} ms`], ["Bus drops", String(c.bus.dropped)],
+    );
+    if (c.error) rows.push(["Error", c.error]);
+    if (c.analytics) rows.push(["People", String(c.analytics.people)], ["Faces", String(c.analytics.faces)]);
+    showCounters(c.analytics);
+  }
+  if (st.rtsp) rows.push(["RTSP", `${st.rtsp.playing} playing`]);
+  fill($("status"), rows);
+}
+
+function showCounters(analytics) {
+  const body = $("counters").tBodies[0];
+  body.replaceChildren();
+  for (const r of (analytics && analytics.rules) || []) {
+    const parts = [];
+    if (r.count !== null && r.count !== undefined) parts.push(`count ${r.count}`);
+    if (r.entered || r.exited) parts.push(`in ${r.entered} / out ${r.exited}`);
+    if (r.inside) parts.push(`inside ${r.inside}`);
+    if (r.kind === "QueueMonitor") parts.push(`queue ${r.inside}`);
+    if (r.average_wait_s !== null && r.average_wait_s !== undefined) parts.push(`wait ${r.average_wait_s.toFixed(1)} s`);
+    if (r.loitering) parts.push(`loitering ${r.loitering}`);
+    const tr = body.insertRow();
+    tr.insertCell().textContent = r.name;
+    tr.insertCell().textContent = parts.join(", ") || "–";
+  }
+}
+
+function addEvent(ev) {
+  const li = document.createElement("li");
+  const time = (ev.utc || "").slice(11, 19);
+  const rule = (ev.source && ev.source.Rule) || "";
+  const data = Object.entries(ev.data || {}).map(([k, v]) => `${k}=${v}`).join(" ");
+  li.textContent = `${time} ${ev.topic.replace(/^tns1:/, "")} ${rule} ${data}`;
+  const list = $("events");
+  list.prepend(li);
+  while (list.children.length > 50) list.lastChild.remove();
+}
+
+async function pollEvents() {
+  if (state.pc && state.pc.connectionState === "connected") return; // the data channel has them
+  try {
+    const got = await api("GET", `/api/events?after=${state.lastEvent}`);
+    for (const ev of got.events) addEvent(ev);
+    state.lastEvent = got.last;
+  } catch (_) { /* shown by the next status refresh */ }
+}
+
+// -- overlay: boxes, masks, rules, drawing --------------------------------------------------
+
+const canvas = $("overlay");
+const ctx = canvas.getContext("2d");
+
+function draw() {
+  const w = canvas.clientWidth, h = canvas.clientHeight;
+  if (canvas.width !== w || canvas.height !== h) { canvas.width = w; canvas.height = h; }
+  ctx.clearRect(0, 0, w, h);
+  const path = (pts, close) => {
+    ctx.beginPath();
+    pts.forEach(([x, y], i) => (i ? ctx.lineTo(x * w, y * h) : ctx.moveTo(x * w, y * h)));
+    if (close) ctx.closePath();
+  };
+  ctx.lineWidth = 2;
+  for (const m of state.masks) {
+    path(m.polygon, true);
+    ctx.fillStyle = "rgba(255, 80, 80, 0.25)"; ctx.fill();
+    ctx.strokeStyle = "#ff5050"; ctx.stroke();
+  }
+  ctx.font = "12px system-ui, sans-serif";
+  for (const r of state.rules) {
+    const line = r.segments && r.segments.length && !(r.field && r.field.length);
+    const pts = line ? r.segments : r.field || [];
+    if (!pts.length) continue;
+    path(pts, !line);
+    ctx.strokeStyle = line ? "#ffd000" : "#00d0ff"; ctx.stroke();
+    ctx.fillStyle = ctx.strokeStyle;
+    ctx.fillText(r.name, pts[0][0] * w + 4, pts[0][1] * h - 4);
+  }
+  if (performance.now() - state.boxesAt < 2000) {
+    for (const o of state.boxes) {
+      const [x1, y1, x2, y2] = o.box;
+      ctx.strokeStyle = o.class === "face" ? "#ff9d00" : "#40ff80";
+      ctx.strokeRect(x1 * w, y1 * h, (x2 - x1) * w, (y2 - y1) * h);
+      ctx.fillStyle = ctx.strokeStyle;
+      ctx.fillText(`${o.class} ${o.id}`, x1 * w + 2, y1 * h + 12);
+    }
+  }
+  const d = state.drawing;
+  if (d && d.points.length) {
+    ctx.setLineDash([6, 4]);
+    path(d.points, d.kind !== "line" && d.points.length > 2);
+    ctx.strokeStyle = "#fff"; ctx.stroke();
+    ctx.setLineDash([]);
+    for (const [x, y] of d.points) { ctx.fillStyle = "#fff"; ctx.fillRect(x * w - 3, y * h - 3, 6, 6); }
+  }
+  requestAnimationFrame(draw);
+}
+requestAnimationFrame(draw);
+
+function pointOf(ev) {
+  const rect = canvas.getBoundingClientRect();
+  const clamp = (v) => Math.min(1, Math.max(0, v));
+  return [clamp((ev.clientX - rect.left) / rect.width), clamp((ev.clientY - rect.top) / rect.height)];
+}
+
+function beginDrawing(kind, target) {
+  state.drawing = { kind, target, points: [] };
+  const what = kind === "line" ? "a line (two points or more)" : "a zone (three points or more)";
+  $("draw-help").textContent = `Drawing ${what}: click points, double-click to finish, Escape to cancel.`;
+}
+
+canvas.addEventListener("click", (ev) => {
+  const d = state.drawing;
+  if (!d) return;
+  const p = pointOf(ev);
+  const last = d.points[d.points.length - 1];
+  // The two clicks of a double-click land on the same spot: keep one point.
+  if (last && Math.hypot(p[0] - last[0], p[1] - last[1]) < 0.005) return;
+  d.points.push(p);
+});
+
+canvas.addEventListener("dblclick", (ev) => {
+  ev.preventDefault();
+  if (state.drawing) finishDrawing();
+});
+
+document.addEventListener("keydown", (ev) => {
+  if (ev.key === "Escape" && state.drawing) { state.drawing = null; $("draw-help").textContent = ""; }
+});
+
+const round = (pts) => pts.map(([x, y]) => [Math.round(x * 1e4) / 1e4, Math.round(y * 1e4) / 1e4]);
+
+async function finishDrawing() {
+  const d = state.drawing;
+  state.drawing = null;
+  $("draw-help").textContent = "";
+  const need = d.kind === "line" ? 2 : 3;
+  if (d.points.length < need) { report(new Error(`a ${d.kind} needs at least ${need} points`)); return; }
+  const pts = round(d.points);
+  if (d.target === "mask") {
+    if (await change("POST", "/api/masks", { polygon: pts })) await loadMasks();
+    return;
+  }
+  const type = $("rule-type").value;
+  const taken = new Set(state.rules.map((r) => r.name));
+  let name = $("rule-name").value.trim();
+  for (let i = 1; !name || taken.has(name); i++) name = `${d.kind}-${i}`;
+  const rule = { type, name };
+  rule[d.kind === "line" ? "segments" : "field"] = pts;
+  if (await change("POST", "/api/rules", rule)) { $("rule-name").value = ""; await loadRules(); }
+}
+
+$("draw-mask").addEventListener("click", () => beginDrawing("zone", "mask"));
+$("draw-rule").addEventListener("click", () => {
+  const line = $("rule-type").value.startsWith("Line");
+  beginDrawing(line ? "line" : "zone", "rule");
+});
+
+// -- settings lists -------------------------------------------------------------------------
+
+function listWithDelete(ul, items, label, onDelete) {
+  ul.replaceChildren();
+  const admin = state.user && state.user.level === "Administrator";
+  for (const item of items) {
+    const li = document.createElement("li");
+    li.textContent = label(item);
+    if (admin) {
+      const b = document.createElement("button");
+      b.type = "button"; b.className = "small"; b.textContent = "Delete";
+      b.addEventListener("click", () => onDelete(item));
+      li.append(b);
+    }
+    ul.append(li);
+  }
+}
+
+async function loadMasks() {
+  try { state.masks = (await api("GET", "/api/masks")).masks; } catch (_) { return; }
+  listWithDelete($("masks"), state.masks, (m) => `${m.token}: ${m.polygon.length} points`, async (m) => {
+    if (await change("DELETE", `/api/masks/${encodeURIComponent(m.token)}`)) await loadMasks();
+  });
+}
+
+async function loadRules() {
+  try { state.rules = (await api("GET", "/api/rules")).rules; } catch (_) { return; }
+  listWithDelete($("rules"), state.rules, (r) => `${r.name} (${r.type})`, async (r) => {
+    if (await change("DELETE", `/api/rules/${encodeURIComponent(r.name)}`)) await loadRules();
+  });
+}
+
+async function loadSettings() {
+  try {
+    const imaging = await api("GET", "/api/imaging");
+    for (const k of ["brightness", "contrast", "saturation"]) $(k).value = imaging[k];
+    const p = await api("GET", "/api/privacy");
+    fill($("privacy"), [["Mode", p.mode], ["Style", p.style], ["Zone style", p.zone_style]]);
+  } catch (err) { report(err); }
+  await loadUsers();
+}
+
+for (const k of ["brightness", "contrast", "saturation"]) {
+  $(k).addEventListener("change", () => change("PUT", "/api/imaging", { [k]: Number($(k).value) }));
+}
+
+async function loadUsers() {
+  let users;
+  try { users = (await api("GET", "/api/users")).users; } catch (_) { return; }
+  listWithDelete($("users"), users, (u) => `${u.username} (${u.level})`, async (u) => {
+    if (await change("DELETE", `/api/users/${encodeURIComponent(u.username)}`)) await loadUsers();
+  });
+}
+
+$("user-form").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  const body = {
+    username: $("new-username").value, password: $("new-password").value, level: $("new-level").value,
+  };
+  if (await change("POST", "/api/users", body)) { $("user-form").reset(); await loadUsers(); }
+});
+
+// -- start ----------------------------------------------------------------------------------
+
+api("GET", "/api/session").then(start, showLogin);
