@@ -53,7 +53,7 @@ from rtsp_clients import HandshakeError, count_worker, play_tcp
 
 from vcam.privacy.masks import plane_view
 from vcam.rtsp.rtp import NAL_FU_A, NAL_STAP_A, parse_rtp_header
-from vcam.sources.stamp import read_stamp
+from vcam.sources.stamp import TIME_WRAP, read_stamp
 
 REPO = Path(__file__).resolve().parent.parent
 USER, PASSWORD = "admin", "rtsp-bench-pw"
@@ -458,7 +458,7 @@ def measure_latency(port: int, seconds: float, warmup: float) -> Json:
     start = time.monotonic()
     measure_from = start + warmup
     end = measure_from + seconds
-    wrap = 1 << 32
+    wrap = TIME_WRAP
     try:
         while time.monotonic() < end:
             pos = 0
@@ -488,7 +488,10 @@ def measure_latency(port: int, seconds: float, warmup: float) -> Json:
                 for frame in out:
                     frames += 1
                     y = plane_view(frame.planes[0])
-                    index, ms = read_stamp(np.ascontiguousarray(y[:16]))
+                    stamp = read_stamp(np.ascontiguousarray(y[:16]))
+                    if stamp is None:
+                        continue  # a mask covers the stamp
+                    index, ms = stamp
                     lat_arr = (int(t_arr * 1000) - ms) % wrap
                     lat_dec = (t_dec * 1000 - ms) % wrap
                     step = index - last_index

@@ -7,6 +7,7 @@ and sends tns1:RuleEngine/LineDetector/Crossed for its walkers over a PullPoint 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import random
 import time
@@ -23,8 +24,9 @@ from onvif import ONVIFCamera
 from vcam.analytics.rules import MAX_RULES, RULE_TYPES, FieldDetector, LineDetector, RuleSet
 from vcam.analytics.store import AnalyticsRuleStore
 from vcam.analytics.topics import RULE_TOPICS
-from vcam.config import PrivacyConfig
+from vcam.config import config_from_dict
 from vcam.media.types import SourceInfo
+from vcam.media_settings import MediaSettingsStore, PrivacySettings
 from vcam.onvif.analytics import (
     CONFIG_TOKEN,
     PARAMS,
@@ -553,50 +555,115 @@ def test_a_failed_write_changes_nothing(dispatcher: OnvifDispatcher, tmp_path: P
 # -- the privacy masking module -----------------------------------------------------------------
 
 
-def test_the_masking_module_shows_the_configuration(dispatcher: OnvifDispatcher) -> None:
-    model = make_model(privacy=PrivacyConfig(mode="face", style="blur"))
+def masking_model(path: Path | None = None, **privacy: Any) -> DeviceModel:
+    """A model whose media store starts from a configuration with these [privacy] keys
+    (and `face_enabled=False` / `person_enabled=False` for its detectors)."""
+    detectors = {
+        name: {"enabled": privacy.pop(f"{name}_enabled")}
+        for name in ("face", "person")
+        if f"{name}_enabled" in privacy
+    }
+    cfg = config_from_dict({"privacy": privacy, "detectors": detectors})
+    return make_model(media=MediaSettingsStore.load(path, cfg))
+
+
+def test_the_masking_module_shows_the_live_settings(dispatcher: OnvifDispatcher) -> None:
+    model = masking_model(mode="face", style="blur")
     got = answer(dispatcher, ANALYTICS_REQUESTS["tan:GetAnalyticsModules"], model)
     (module,) = got.iterfind("tan:AnalyticsModule", NS)
     assert (module.get("Name"), module.get("Type")) == ("PrivacyMasking", "vcam:PrivacyMasking")
-    assert params(module) == {"Mode": "face", "Style": "blur"}
+    assert params(module) == {
+        "Mode": "face", "Style": "blur", "FaceThreshold": "0.25", "PersonThreshold": "0.3",
+    }  # fmt: skip
     supported = answer(dispatcher, ANALYTICS_REQUESTS["tan:GetSupportedAnalyticsModules"], model)
     description = supported.find("tan:SupportedAnalyticsModules/tt:AnalyticsModuleDescription", NS)
     assert description is not None
     assert (description.get("fixed"), description.get("maxInstances")) == ("true", "1")
+    described = description.iterfind("tt:Parameters/tt:SimpleItemDescription", NS)
+    assert {d.get("Name"): d.get("Type") for d in described} == {
+        "Mode": "xs:string", "Style": "xs:string",
+        "FaceThreshold": "xs:float", "PersonThreshold": "xs:float",
+    }  # fmt: skip
     options = answer(dispatcher, ANALYTICS_REQUESTS["tan:GetAnalyticsModuleOptions"], model)
-    assert {o.get("Name"): o.findtext("tt:StringList", namespaces=NS) for o in options} == {
+    by_name = {o.get("Name"): o for o in options}
+    assert {k: o.findtext("tt:StringList", namespaces=NS) for k, o in by_name.items()} == {
         "Mode": "face body face+body",
         "Style": "mosaic blocks blur solid",
+        "FaceThreshold": None,
+        "PersonThreshold": None,
     }
+    for name in ("FaceThreshold", "PersonThreshold"):
+        limits = by_name[name].find("tt:FloatRange", NS)
+        assert limits is not None
+        low, high = (float(limits.findtext(f"tt:{k}", "", NS)) for k in ("Min", "Max"))
+        assert 0 < low < 0.25 and 0.3 < high < 1  # the defaults inside
+    # A mode whose detector the configuration disables is not offered.
+    no_person = masking_model(mode="face", person_heads=False, person_enabled=False)
+    options = answer(dispatcher, ANALYTICS_REQUESTS["tan:GetAnalyticsModuleOptions"], no_person)
+    assert options[0].get("Name") == "Mode"
+    assert options[0].findtext("tt:StringList", namespaces=NS) == "face"
 
 
-def test_modifying_the_masking_module(dispatcher: OnvifDispatcher) -> None:
-    model = make_model(privacy=PrivacyConfig(mode="face", style="blur"))
+def modify_module(name: str = "PrivacyMasking", kind: str = "vcam:PrivacyMasking", **p: str) -> str:
+    items = "".join(f'<tt:SimpleItem Name="{k}" Value="{v}"/>' for k, v in p.items())
+    return with_token(
+        "ModifyAnalyticsModules",
+        f'<tan:AnalyticsModule Name="{name}" Type="{kind}"><tt:Parameters>{items}'
+        "</tt:Parameters></tan:AnalyticsModule>",
+    )
 
-    def module(name: str = "PrivacyMasking", kind: str = "vcam:PrivacyMasking", **p: str) -> str:
-        items = "".join(f'<tt:SimpleItem Name="{k}" Value="{v}"/>' for k, v in p.items())
-        return with_token(
-            "ModifyAnalyticsModules",
-            f'<tan:AnalyticsModule Name="{name}" Type="{kind}"><tt:Parameters>{items}'
-            "</tt:Parameters></tan:AnalyticsModule>",
-        )
 
-    answer(dispatcher, module(Mode="face", Style="blur"), model)  # what it is: accepted
-    answer(dispatcher, module(Style="blur"), model)
-    # A real change needs the pipeline to follow it, which it does not: refused, never faked.
-    conflict = ["Receiver", "ter:Action", "ter:ConfigurationConflict"]
-    assert refused(dispatcher, module(Mode="body"), model) == conflict
-    assert refused(dispatcher, module(Style="solid"), model) == conflict
+def test_modifying_the_masking_module(dispatcher: OnvifDispatcher, tmp_path: Path) -> None:
+    path = tmp_path / "media.json"
+    model = masking_model(path, mode="face", style="blur")
+    answer(dispatcher, modify_module(Mode="face", Style="blur"), model)  # what it is: accepted
+    assert not path.exists(), "no change, nothing written"
+    answer(dispatcher, modify_module(Mode="body", Style="solid", FaceThreshold="0.4"), model)
+    want = PrivacySettings("body", "solid", 0.4, 0.3)
+    assert model.privacy == want
+    assert json.loads(path.read_text())["privacy"] == dataclasses.asdict(want)
+    got = answer(dispatcher, ANALYTICS_REQUESTS["tan:GetAnalyticsModules"], model)
+    assert params(got[0]) == {
+        "Mode": "body", "Style": "solid", "FaceThreshold": "0.4", "PersonThreshold": "0.3",
+    }  # fmt: skip
+    answer(dispatcher, modify_module(PersonThreshold=" 5e-1 "), model)  # the rest stays
+    assert model.privacy == dataclasses.replace(want, person_threshold=0.5)
+
     invalid = ["Sender", "ter:InvalidArgVal", "ter:InvalidModule"]
-    assert refused(dispatcher, module(Mode="everything"), model) == invalid
-    assert refused(dispatcher, module(Speed="3"), model) == invalid
-    assert refused(dispatcher, module(name="Other"), model) == [
+    for bad in (
+        {"Mode": "everything"}, {"Style": "pixels"}, {"Speed": "3"},
+        {"FaceThreshold": "0"}, {"FaceThreshold": "1"}, {"PersonThreshold": "NaN"},
+        {"PersonThreshold": "INF"}, {"FaceThreshold": "0_5"}, {"FaceThreshold": ""},
+        # all or nothing: a good value with a bad one changes nothing
+        {"Style": "mosaic", "FaceThreshold": "-0.2"},
+    ):  # fmt: skip
+        assert refused(dispatcher, modify_module(**bad), model) == invalid, bad
+    assert refused(dispatcher, modify_module(name="Other"), model) == [
         "Sender", "ter:InvalidArgVal", "ter:NameNotExistent",
     ]  # fmt: skip
-    assert refused(dispatcher, module(kind="tt:CellMotionEngine"), model) == [
+    assert refused(dispatcher, modify_module(kind="tt:CellMotionEngine"), model) == [
         "Receiver", "ter:Action", "ter:TypeChangeProhibited",
     ]  # fmt: skip
-    assert model.privacy == PrivacyConfig(mode="face", style="blur")
+    assert model.privacy == dataclasses.replace(want, person_threshold=0.5)
+    # Kept: a new store on the same file (a restart) finds it.
+    again = masking_model(path, mode="face", style="blur")
+    assert again.privacy == model.privacy
+
+
+def test_a_mode_without_its_detector_is_a_conflict(
+    dispatcher: OnvifDispatcher, tmp_path: Path
+) -> None:
+    model = masking_model(mode="face", person_heads=False, person_enabled=False)
+    conflict = ["Receiver", "ter:Action", "ter:ConfigurationConflict"]
+    assert refused(dispatcher, modify_module(Mode="body"), model) == conflict
+    assert refused(dispatcher, modify_module(Mode="face+body", Style="solid"), model) == conflict
+    assert model.privacy == PrivacySettings("face", "mosaic", 0.25, 0.3)
+    # A write that fails is a device fault, and changes nothing.
+    path = tmp_path / "media.json"
+    broken = masking_model(path)
+    path.mkdir()
+    assert refused(dispatcher, modify_module(Style="solid"), broken) == ["Receiver", "ter:Action"]
+    assert broken.privacy.style == "mosaic"
 
 
 def test_creating_and_deleting_modules(dispatcher: OnvifDispatcher) -> None:
@@ -629,7 +696,7 @@ def test_creating_and_deleting_modules(dispatcher: OnvifDispatcher) -> None:
 def test_supported_metadata_sample_frame(
     dispatcher: OnvifDispatcher, mode: str, classes: list[str]
 ) -> None:
-    model = make_model(privacy=PrivacyConfig(mode=mode), source=SourceInfo(640, 360, 10.0))  # type: ignore[arg-type]
+    model = dataclasses.replace(masking_model(mode=mode), source=SourceInfo(640, 360, 10.0))
     got = answer(dispatcher, ANALYTICS_REQUESTS["tan:GetSupportedMetadata"], model)
     (module,) = got.iterfind("tan:AnalyticsModule", NS)
     assert module.get("Type") == "vcam:PrivacyMasking"

@@ -128,20 +128,31 @@ async def _home_assistant_flow(camera: dict[str, int]) -> None:
         )  # fmt: skip
         assert proc.returncode == 0, proc.stderr
         assert "h264,640,360" in proc.stdout
-        # 4. The snapshot is a JPEG of a masked frame.
-        jpeg = await cam.get_snapshot(main.token)
-        assert jpeg is not None and jpeg[:2] == b"\xff\xd8"
-        _assert_masked(jpeg)
+        # 4. The snapshot is a JPEG of a masked frame (one whose stamp no mask covers, so that
+        # its ground truth is known).
+        for _ in range(20):
+            jpeg = await cam.get_snapshot(main.token)
+            assert jpeg is not None and jpeg[:2] == b"\xff\xd8"
+            if _assert_masked(jpeg):
+                break
+            await asyncio.sleep(0.2)
+        else:
+            raise AssertionError("no snapshot with a readable stamp")
     finally:
         await cam.close()
 
 
-def _assert_masked(jpeg: bytes) -> None:
+def _assert_masked(jpeg: bytes) -> bool:
+    """Asserts every ground-truth face in the snapshot is masked; False when a mask covers the
+    stamp (which frame it is cannot be told)."""
     bgr = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
     yuv = cv2.cvtColor(bgr, cv2.COLOR_BGR2YUV_I420)
     # JPEG is full range; the comparison works on video-range luma like the rest of vcam.
     y = (yuv[: bgr.shape[0]].astype(np.float32) * 219 / 255 + 16).round().astype(np.uint8)
-    index, _ms = read_stamp(y)
+    stamp = read_stamp(y)
+    if stamp is None:
+        return False
+    index, _ms = stamp
     scene = SyntheticScene(SCENE)
     rgb, truth, owners = scene.render_with_owners(index)
     assert owners is not None
@@ -155,6 +166,7 @@ def _assert_masked(jpeg: bytes) -> None:
     faces = [fc for fc in face_coverage(y, clear, truth, visible) if fc.truth.box.height >= 24]
     assert faces, "the snapshot shows the scene's faces"
     assert not [fc for fc in faces if fc.leaked], faces
+    return True
 
 
 def _post(url: str, body: bytes) -> tuple[int, bytes]:

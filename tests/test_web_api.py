@@ -360,8 +360,63 @@ def test_status(server: Server) -> None:
     camera = status["camera"]
     assert camera["frames_closed"] == 3 and camera["closed_reasons"] == {"start": 2, "late": 1}
     assert camera["analytics"]["rules"][0]["count"] == 4
-    assert status["privacy"]["mode"] == "face+body"
-    assert logged_in(server.port).send("PUT", "/api/privacy", {"mode": "face"}).status == 405
+    assert status["privacy"]["mode"] == server.web.onvif.model.privacy.mode
+
+
+def onvif_module(port: int) -> dict[str, str]:
+    got = soap(
+        port,
+        "/onvif/analytics_service",
+        f"<tan:GetAnalyticsModules><tan:ConfigurationToken>{CONFIG_TOKEN}"
+        "</tan:ConfigurationToken></tan:GetAnalyticsModules>",
+    )
+    items = got.iterfind("tan:AnalyticsModule/tt:Parameters/tt:SimpleItem", NSMAP)
+    return {i.get("Name", ""): i.get("Value", "") for i in items}
+
+
+def test_privacy_settings_one_truth_with_onvif(server: Server) -> None:
+    admin, viewer = logged_in(server.port), logged_in(server.port, VIEWER)
+    before = admin.send("GET", "/api/privacy").json()
+    assert before["modes"] == ["face", "body", "face+body"] and before["editable"]
+    assert before["style"] in before["styles"] and before["zone_style"] == "solid"
+    changed = {"mode": "body", "style": "solid", "face_threshold": 0.4, "person_threshold": 0.5}
+    # Changes need an Administrator and the session's CSRF token, as every change.
+    assert viewer.send("PUT", "/api/privacy", changed).status == 403
+    assert admin.send("PUT", "/api/privacy", changed, csrf="").status == 403
+    assert Browser(server.port).send("PUT", "/api/privacy", changed).status == 401
+    for bad in (
+        {"mode": "faces"}, {"style": "pixels"}, {"face_threshold": 1.0}, {"face_threshold": "0.4"},
+        {"person_threshold": 0}, {"speed": 3}, {"style": ["solid"]},
+        {"style": "solid", "face_threshold": -1},  # all or nothing
+    ):  # fmt: skip
+        reply = admin.send("PUT", "/api/privacy", bad)
+        assert reply.status == 400 and reply.json()["error"], bad
+    assert admin.send("GET", "/api/privacy").json() == before
+    try:
+        reply = admin.send("PUT", "/api/privacy", changed)
+        assert reply.status == 200
+        assert {k: reply.json()[k] for k in changed} == changed
+        assert viewer.send("GET", "/api/privacy").json() == reply.json()
+        # ONVIF shows what the page set, and what ONVIF sets the page shows.
+        assert onvif_module(server.port) == {
+            "Mode": "body", "Style": "solid", "FaceThreshold": "0.4", "PersonThreshold": "0.5",
+        }  # fmt: skip
+        soap(
+            server.port,
+            "/onvif/analytics_service",
+            f"<tan:ModifyAnalyticsModules><tan:ConfigurationToken>{CONFIG_TOKEN}"
+            '</tan:ConfigurationToken><tan:AnalyticsModule Name="PrivacyMasking" '
+            'Type="vcam:PrivacyMasking"><tt:Parameters><tt:SimpleItem Name="Style" '
+            'Value="blocks"/></tt:Parameters></tan:AnalyticsModule></tan:ModifyAnalyticsModules>',
+        )
+        assert admin.send("GET", "/api/privacy").json()["style"] == "blocks"
+        assert admin.send("GET", "/api/status").json()["privacy"] == {
+            "mode": "body", "style": "blocks",
+        }  # fmt: skip
+    finally:
+        keys = ("mode", "style", "face_threshold", "person_threshold")
+        admin.send("PUT", "/api/privacy", {k: before[k] for k in keys})
+    assert admin.send("GET", "/api/privacy").json() == before
 
 
 def test_metrics(server: Server) -> None:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,17 +14,17 @@ from vcam import MODELS_DIR
 from vcam.analytics.engine import AnalyticsEngine
 from vcam.analytics.metadata import MetadataSink
 from vcam.analytics.store import AnalyticsRuleStore, configured_rules
-from vcam.config import Config
+from vcam.config import Config, MaskMode
 from vcam.encode.file_writer import MaskedFileWriter, check_writable
 from vcam.encode.stream_sink import StreamEncoderSink
-from vcam.errors import SourceError
+from vcam.errors import SourceError, VcamError
 from vcam.events.broker import EventBroker
 from vcam.imaging import ImagingStage
 from vcam.media.bus import EncodedBus
 from vcam.media.types import ObjectClass, SourceInfo
 from vcam.media_settings import MediaSettings, MediaSettingsStore
 from vcam.pipeline import Pipeline, PipelineStats, PtsMark
-from vcam.privacy.detectors import Detector, create_detector
+from vcam.privacy.detectors import Detector, create_detector, set_threshold
 from vcam.privacy.gate import MODE_CLASSES
 from vcam.privacy.masks import rgb_to_yuv
 from vcam.privacy.zones import StaticMask
@@ -33,19 +35,44 @@ from vcam.web.snapshot import LatestFrame
 log = logging.getLogger("vcam.app")
 
 
-def build_detectors(cfg: Config) -> list[Detector]:
-    """The detectors the masking mode needs, loaded once (errors name the config key)."""
-    models_dir = Path(cfg.models_dir) if cfg.models_dir else MODELS_DIR
+_DETECTOR_KEYS = {ObjectClass.FACE: "face", ObjectClass.PERSON: "person"}
+
+
+def detector_classes(cfg: Config) -> list[ObjectClass]:
+    """The detector roles the masking mode needs (face mode: the person detector too while
+    `person_heads` is on)."""
     classes = MODE_CLASSES[cfg.privacy.mode]
-    detectors: list[Detector] = []
     wanted = []
     if ObjectClass.FACE in classes:
-        wanted.append(("detectors.face", cfg.detectors.face))
+        wanted.append(ObjectClass.FACE)
     if ObjectClass.PERSON in classes or cfg.privacy.person_heads:
-        wanted.append(("detectors.person", cfg.detectors.person))
-    for key, dcfg in wanted:
+        wanted.append(ObjectClass.PERSON)
+    return wanted
+
+
+def build_detectors(
+    cfg: Config, loaded: Mapping[ObjectClass, Sequence[Detector]] | None = None
+) -> list[Detector]:
+    """The detectors the masking mode needs, loaded once (errors name the config key); the
+    roles in `loaded` are reused, not loaded again (a masking mode change)."""
+    models_dir = Path(cfg.models_dir) if cfg.models_dir else MODELS_DIR
+    detectors: list[Detector] = []
+    for cls in detector_classes(cfg):
+        if loaded and loaded.get(cls):
+            detectors += loaded[cls]
+            continue
+        name = _DETECTOR_KEYS[cls]
+        dcfg = getattr(cfg.detectors, name)
+        key = f"detectors.{name}"
         detectors += [create_detector(dcfg, models_dir, key) for _ in range(dcfg.workers)]
     return detectors
+
+
+def _by_class(detectors: Iterable[Detector]) -> dict[ObjectClass, list[Detector]]:
+    out: dict[ObjectClass, list[Detector]] = {}
+    for det in detectors:
+        out.setdefault(det.cls, []).append(det)
+    return out
 
 
 _MASK_STYLES = {"Color": "solid", "Pixelated": "mosaic", "Blurred": "blur"}
@@ -68,8 +95,11 @@ class Camera:
     """The live camera: source -> masked pipeline -> one encoder per stream -> encoded bus.
 
     It follows `media` (what ONVIF clients and the web page set) live: encoder settings, static
-    masks and imaging apply from the next frame on. `restart` (ONVIF SystemReboot) replaces the
-    pipeline and reopens the source while the bus, encoders and RTSP clients stay.
+    masks, imaging, the mask style and the detectors' thresholds apply from the next frame on.
+    A masking mode change loads the detectors the new mode needs (in a worker thread, every
+    frame fully masked meanwhile) and restarts the pipeline with them. `restart` (ONVIF
+    SystemReboot) replaces the pipeline and reopens the source while the bus, encoders and RTSP
+    clients stay. `cfg` is the configuration with the masking in effect applied.
     """
 
     def __init__(
@@ -83,11 +113,15 @@ class Camera:
     ) -> None:
         """`media`, `rules`: what clients set (kept in the data directory by `vcam serve`);
         `events`: where the analytics publish (the ONVIF Events service reads it)."""
+        self.media = media if media is not None else MediaSettingsStore.load(None, cfg)
+        # The masking clients set (kept in media.json) over the configured one.
+        cfg = self.media.settings.privacy.apply(cfg)
         self.cfg = cfg
         self._own_source = source is None  # reopened from the config on a restart
         self.source = source if source is not None else open_source(cfg.source)
-        self.media = media if media is not None else MediaSettingsStore.load(None, cfg)
         self.detectors = build_detectors(cfg)
+        # Every detector loaded so far, by role: a mode change back reuses them.
+        self._loaded = _by_class(self.detectors)
         self.bus = EncodedBus(default_maxsize=cfg.output.subscriber_queue)
         self.encoders = [
             StreamEncoderSink(stream, self.bus, self.source.fps) for stream in cfg.output.streams
@@ -111,7 +145,15 @@ class Camera:
         self._life = threading.Lock()
         self._swap = threading.Lock()
         self._running = False  # between start() and stop(): only then is there a run to redo
+        self._stopped = False
         self.restarts = 0
+        # Masking mode changes (_switch_mode): the mode asked for, whether a worker is at it,
+        # and how long the last one took (seconds from the request to the new run's start).
+        self._mode_target = cfg.privacy.mode
+        self._switcher: threading.Thread | None = None
+        self._settled = threading.Event()
+        self._settled.set()
+        self.mode_switch_s: float | None = None
         self.pipeline = self._new_pipeline()
         self._follow(self.media.settings)
         self._unsubscribe = self.media.subscribe(self._follow)
@@ -140,8 +182,82 @@ class Camera:
             enc = next((e for e in settings.encoders if e.stream == sink.stream.name), None)
             if enc is not None:
                 sink.reconfigure(enc.stream_config(configured[enc.stream]))
+        p = settings.privacy
         with self._swap:
-            self.pipeline.gate.static_masks = static_masks(settings)
+            # Style and thresholds at once; the mode once its detectors run (_switch_mode).
+            self.cfg = dataclasses.replace(p, mode=self.cfg.privacy.mode).apply(self.cfg)
+            self._apply_thresholds()
+            gate = self.pipeline.gate
+            gate.static_masks = static_masks(settings)
+            gate.style = p.style
+            if p.mode == self._mode_target:
+                return
+            self._mode_target = p.mode
+            # Fail closed from this frame on: the detectors running may not find what the new
+            # mode masks (face -> body), and the restart's new gate starts closed anyway.
+            gate.hold = "mode-change"
+            if self._switcher is None and not self._stopped:
+                self._settled.clear()
+                self._switcher = threading.Thread(
+                    target=self._switch_mode, args=(time.monotonic(),), name="vcam-mode"
+                )
+                self._switcher.daemon = True
+                self._switcher.start()
+
+    def _apply_thresholds(self) -> None:
+        """The thresholds of `self.cfg` on every loaded detector (`_swap` held)."""
+        for cls, detectors in self._loaded.items():
+            dcfg = getattr(self.cfg.detectors, _DETECTOR_KEYS[cls])
+            for det in detectors:
+                set_threshold(det, dcfg.threshold)
+
+    def _switch_mode(self, asked: float) -> None:
+        """Worker: runs the pipeline in the mode asked for last, until it is the one in effect
+        (a change that arrives meanwhile is picked up by the next round)."""
+        while True:
+            with self._swap:
+                target = self._mode_target
+                done = target == self.cfg.privacy.mode and not self.pipeline.gate.hold
+                if done or self._stopped:
+                    self._switcher = None
+                    self._settled.set()
+                    return
+                before = self.cfg.privacy.mode
+                cfg = dataclasses.replace(
+                    self.cfg, privacy=dataclasses.replace(self.cfg.privacy, mode=target)
+                )
+                loaded = {cls: list(d) for cls, d in self._loaded.items()}
+            try:
+                detectors = build_detectors(cfg, loaded)  # slow: off the gate and the lock
+            except VcamError as exc:
+                log.error("masking mode %s: cannot load its detectors (%s); back to %s",
+                          target, exc, before)  # fmt: skip
+                self._revert_mode(before)
+                continue
+            with self._swap:
+                for cls, dets in _by_class(detectors).items():
+                    self._loaded.setdefault(cls, dets)
+                self._apply_thresholds()  # ones changed while the new detectors loaded
+            if self._relaunch(5.0, reopen=False, mode=target, detectors=detectors) is not None:
+                self.mode_switch_s = time.monotonic() - asked
+                log.info("masking mode %s -> %s in %.2f s (%s)", before, target,
+                         self.mode_switch_s, ", ".join(d.name for d in detectors))  # fmt: skip
+            asked = time.monotonic()
+
+    def _revert_mode(self, mode: MaskMode) -> None:
+        """The store back to the mode in effect: ONVIF and the page show what really runs."""
+        try:
+            self.media.change(
+                lambda s: dataclasses.replace(s, privacy=dataclasses.replace(s.privacy, mode=mode))
+            )
+        except (OSError, ValueError) as exc:
+            log.error("cannot set the masking mode back to %s: %s", mode, exc)
+            with self._swap:
+                self._mode_target = mode
+
+    def wait_settled(self, timeout: float | None = None) -> bool:
+        """Waits until no masking mode change is under way; False on timeout."""
+        return self._settled.wait(timeout)
 
     def source_info(self) -> SourceInfo:
         """The source's frame size and rate (size 0x0 until a network source's first frame)."""
@@ -157,6 +273,7 @@ class Camera:
     def stop(self, timeout: float = 5.0) -> None:
         with self._life:
             self._running = False
+            self._stopped = True  # a mode change under way ends without a new run
             self._unsubscribe()
             self.pipeline.stop()
             if not self.pipeline.join(timeout):
@@ -175,16 +292,39 @@ class Camera:
         and its gate starts closed (a new gate, a new epoch): connected clients keep decoding
         and nothing clear leaves. The detectors are reused: the old bank only shuts down its
         worker threads, the sessions stay loaded."""
+        took = self._relaunch(timeout, reopen=True)
+        return 0.0 if took is None else took
+
+    def _relaunch(
+        self,
+        timeout: float,
+        *,
+        reopen: bool,
+        mode: MaskMode | None = None,
+        detectors: list[Detector] | None = None,
+    ) -> float | None:
+        """`restart`; with `mode` and `detectors`: the new run masks in that mode with them.
+        None when there was no run to redo (before start(): a mode change only rebuilds the
+        pipeline start() will run; after stop(): nothing)."""
         t0 = time.monotonic()
         with self._life:
-            if not self._running:
+            if self._stopped or (not self._running and mode is None):
                 log.info("restart: the camera is not running")
-                return 0.0
+                return None
+            if mode is not None and detectors is not None:
+                with self._swap:
+                    privacy = dataclasses.replace(self.cfg.privacy, mode=mode)
+                    self.cfg = dataclasses.replace(self.cfg, privacy=privacy)
+                    self.detectors = detectors
             old = self.pipeline
+            if not self._running:
+                old.bank.close()  # never started: only its executors to end
+                self._swap_in(self._new_pipeline())
+                return None
             old.stop()
             if not old.join(timeout):
                 log.warning("old pipeline threads still running after %.1f s", timeout)
-            if self._own_source:
+            if reopen and self._own_source:
                 try:
                     self.source = open_source(self.cfg.source)
                 except SourceError as exc:
@@ -195,14 +335,22 @@ class Camera:
             pipeline = self._new_pipeline(old.last_out)
             for enc in self.encoders:
                 enc.request_keyframe()  # the first frame after the gap: decodable on its own
-            with self._swap:
-                pipeline.gate.static_masks = static_masks(self.media.settings)
-                self.pipeline = pipeline
+            self._swap_in(pipeline)
             pipeline.start()
             self.restarts += 1
         took = time.monotonic() - t0
         log.info("pipeline restarted in %.2f s (source: %s)", took, self.source.description)
         return took
+
+    def _swap_in(self, pipeline: Pipeline) -> None:
+        """Makes `pipeline` the one `_follow` updates, with the live settings on its gate."""
+        with self._swap:
+            gate = pipeline.gate
+            gate.static_masks = static_masks(self.media.settings)
+            gate.style = self.cfg.privacy.style
+            if self._mode_target != self.cfg.privacy.mode:
+                gate.hold = "mode-change"  # another change came meanwhile: the worker goes on
+            self.pipeline = pipeline
 
     def source_size(self) -> tuple[int, int]:
         """The source's frame size: known at open for files and devices, at the first frame

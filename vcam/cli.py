@@ -326,7 +326,8 @@ def _print_banner(
     recorder: AnnexBRecorder | None,
 ) -> None:
     print(f"vcam {__version__}: serving {camera.source.description}")
-    print(f"  masking: mode={cfg.privacy.mode} style={cfg.privacy.style}", end="")
+    live = camera.cfg.privacy  # what runs: a mode or style set through ONVIF or the page is kept
+    print(f"  masking: mode={live.mode} style={live.style}", end="")
     print(f" detectors={', '.join(d.name for d in camera.detectors)}")
     for st in cfg.output.streams:
         size = f"{st.width}x{st.height}" if st.width else "source size"

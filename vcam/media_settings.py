@@ -1,5 +1,6 @@
-"""What clients change about the picture: encoder settings, media profiles, privacy masks and
-imaging, kept in `<data_dir>/media.json`.
+"""What clients change about the picture: encoder settings, media profiles, privacy masks,
+imaging and the masking itself (mode, style, detector thresholds), kept in
+`<data_dir>/media.json`.
 
 One source of truth for ONVIF Media (ver10 and Media2), Imaging and the web page: each of them
 edits a `MediaSettingsStore`, the camera follows it live (encoders reopen at the new size, rate,
@@ -7,21 +8,24 @@ bitrate and GOP; masks become static privacy zones; imaging adjusts the masked o
 services render what it holds.
 
 The configuration gives the starting point: one encoder and one fixed profile per configured
-stream. A kept encoder setting remembers the configuration it was derived from; when the
-configuration of that stream changed since (someone edited the file), the file wins again.
+stream, and the configured masking. A kept encoder setting remembers the configuration it was
+derived from; when the configuration of that stream changed since (someone edited the file), the
+file wins again. The masking settings do the same per value: a mode kept from ONVIF stays until
+someone edits `[privacy] mode` in the file.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_args
 
-from vcam.config import Config, H264Profile, StreamConfig
+from vcam.config import Config, H264Profile, MaskMode, MaskStyle, StreamConfig
 from vcam.errors import VcamError
 from vcam.persist import SettingsStore, read_json
 
@@ -165,6 +169,70 @@ class ImagingSettings:
 
 
 @dataclass(frozen=True)
+class PrivacySettings:
+    """How detected people are masked: what (mode), how (style), and the detectors' score
+    thresholds. Style and thresholds apply from the next frame; a mode change restarts the
+    pipeline with the detectors the mode needs (fully masked until they have spoken)."""
+
+    mode: MaskMode = "face+body"
+    style: MaskStyle = "mosaic"
+    face_threshold: float = 0.25
+    person_threshold: float = 0.3
+
+    @classmethod
+    def from_config(cls, cfg: Config) -> PrivacySettings:
+        return cls(
+            cfg.privacy.mode,
+            cfg.privacy.style,
+            cfg.detectors.face.threshold,
+            cfg.detectors.person.threshold,
+        )
+
+    def check(self) -> None:
+        if self.mode not in get_args(MaskMode):
+            raise MediaSettingsError(f"unknown masking mode {str(self.mode)[:40]!r}")
+        if self.style not in get_args(MaskStyle):
+            raise MediaSettingsError(f"unknown masking style {str(self.style)[:40]!r}")
+        for name in ("face_threshold", "person_threshold"):
+            value = getattr(self, name)
+            # The configuration's rule (detectors.*.threshold): 0 would mask noise, 1 nothing.
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, int | float)
+                or not math.isfinite(value)
+                or not 0.0 < value < 1.0
+            ):
+                raise MediaSettingsError(f"{name} {value!r} not in (0, 1)")
+
+    def apply(self, cfg: Config) -> Config:
+        """`cfg` with these values in [privacy] and [detectors]: what the camera runs with."""
+        d = cfg.detectors
+        return dataclasses.replace(
+            cfg,
+            privacy=dataclasses.replace(cfg.privacy, mode=self.mode, style=self.style),
+            detectors=dataclasses.replace(
+                d,
+                face=dataclasses.replace(d.face, threshold=self.face_threshold),
+                person=dataclasses.replace(d.person, threshold=self.person_threshold),
+            ),
+        )
+
+
+def available_modes(cfg: Config) -> tuple[MaskMode, ...]:
+    """The masking modes whose detectors the configuration enables (a disabled detector is
+    never loaded at run time either: its model may not even be installed)."""
+    out: list[MaskMode] = []
+    for mode in get_args(MaskMode):
+        needs_face = mode != "body"
+        needs_person = mode != "face" or cfg.privacy.person_heads
+        if (cfg.detectors.face.enabled or not needs_face) and (
+            cfg.detectors.person.enabled or not needs_person
+        ):
+            out.append(mode)
+    return tuple(out)
+
+
+@dataclass(frozen=True)
 class MediaSettings:
     encoders: tuple[EncoderSettings, ...]
     profiles: tuple[ProfileSettings, ...]
@@ -174,11 +242,22 @@ class MediaSettings:
     # fields), so an edited configuration file wins over older client settings.
     baselines: tuple[tuple[str, str], ...] = ()
     revision: int = 0
+    privacy: PrivacySettings = field(default_factory=PrivacySettings)
+    # The configured masking the kept `privacy` was derived from: per value, an edited
+    # configuration wins over what clients set before.
+    privacy_baseline: PrivacySettings = field(default_factory=PrivacySettings)
 
     @classmethod
     def from_config(cls, cfg: Config) -> MediaSettings:
         encoders = tuple(EncoderSettings.from_config(st) for st in cfg.output.streams)
-        return cls(encoders, fixed_profiles(encoders), baselines=_baselines(cfg))
+        privacy = PrivacySettings.from_config(cfg)
+        return cls(
+            encoders,
+            fixed_profiles(encoders),
+            baselines=_baselines(cfg),
+            privacy=privacy,
+            privacy_baseline=privacy,
+        )
 
     def encoder(self, token: str) -> EncoderSettings | None:
         return next((e for e in self.encoders if e.token == token), None)
@@ -214,6 +293,7 @@ class MediaSettings:
         for m in self.masks:
             m.check()
         self.imaging.check()
+        self.privacy.check()
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -225,6 +305,8 @@ class MediaSettings:
             "imaging": dataclasses.asdict(self.imaging),
             "baselines": dict(self.baselines),
             "revision": self.revision,
+            "privacy": dataclasses.asdict(self.privacy),
+            "privacy_baseline": dataclasses.asdict(self.privacy_baseline),
         }
 
 
@@ -297,13 +379,44 @@ def reconcile(kept: dict[str, Any], cfg: Config) -> MediaSettings:
             masks.append(MaskSettings(polygon=polygon, color=tuple(m.pop("color")), **m))
         imaging = ImagingSettings(**kept.get("imaging", {}))
         revision = int(kept.get("revision", 0))
+        privacy = _reconcile_privacy(kept, fresh.privacy, available_modes(cfg))
     except (TypeError, KeyError, ValueError) as exc:
         raise MediaSettingsError(f"unreadable entry: {exc}") from None
     settings = MediaSettings(
-        tuple(encoders), tuple(profiles), tuple(masks), imaging, fresh.baselines, revision
+        tuple(encoders),
+        tuple(profiles),
+        tuple(masks),
+        imaging,
+        fresh.baselines,
+        revision,
+        privacy,
+        fresh.privacy_baseline,
     )
     settings.check()
     return settings
+
+
+def _reconcile_privacy(
+    kept: dict[str, Any], configured: PrivacySettings, modes: tuple[str, ...]
+) -> PrivacySettings:
+    """The kept masking values whose configured value is still the one they were set against;
+    the configured value for the others. An older file without them: the configuration."""
+    if "privacy" not in kept:
+        return configured
+    mine = PrivacySettings(**kept["privacy"])
+    # No baseline (a hand-made file): the values were set against today's configuration.
+    base = PrivacySettings(**kept["privacy_baseline"]) if "privacy_baseline" in kept else configured
+    values = {}
+    for f in dataclasses.fields(PrivacySettings):
+        if getattr(base, f.name) == getattr(configured, f.name):
+            values[f.name] = getattr(mine, f.name)
+        else:
+            log.info("privacy %s: configuration changed, client setting dropped", f.name)
+            values[f.name] = getattr(configured, f.name)
+    if values["mode"] not in modes:  # a detector disabled in the file since
+        log.info("privacy mode %s: its detector is disabled now", values["mode"])
+        values["mode"] = configured.mode
+    return PrivacySettings(**values)
 
 
 class MediaSettingsStore(SettingsStore[MediaSettings]):
@@ -315,23 +428,44 @@ class MediaSettingsStore(SettingsStore[MediaSettings]):
         settings: MediaSettings,
         path: Path | None = None,
         defaults: MediaSettings | None = None,
+        modes: tuple[str, ...] | None = None,
     ) -> None:
+        """`modes`: the masking modes clients may choose (None: all of them)."""
         super().__init__(settings, path)
         self.defaults = defaults if defaults is not None else settings
+        self.modes: tuple[str, ...] = modes if modes is not None else get_args(MaskMode)
 
     @classmethod
     def load(cls, path: Path | None, cfg: Config) -> MediaSettingsStore:
         """The settings kept in `path` fitted to `cfg` (the configured ones if there is no
         file yet). A damaged file: MediaSettingsError naming it."""
         defaults = MediaSettings.from_config(cfg)
+        modes = available_modes(cfg)
         if path is None:
-            return cls(defaults)
+            return cls(defaults, modes=modes)
         try:
             kept = read_json(path)
             settings = defaults if kept is None else reconcile(kept, cfg)
         except (OSError, ValueError) as exc:  # MediaSettingsError is a ValueError
             raise MediaSettingsError(f"damaged media settings file {path}: {exc}") from None
-        return cls(settings, path, defaults)
+        return cls(settings, path, defaults, modes)
+
+    def change(self, edit: Callable[[MediaSettings], MediaSettings]) -> MediaSettings:
+        """As SettingsStore.change; a masking mode whose detector the configuration disables
+        is refused (MediaSettingsError), before anything is written."""
+
+        def checked(settings: MediaSettings) -> MediaSettings:
+            after = edit(settings)
+            after.privacy.check()  # an unknown mode is that, not an unavailable one
+            mode = after.privacy.mode
+            if mode != settings.privacy.mode and mode not in self.modes:
+                raise MediaSettingsError(
+                    f"masking mode {mode!r} needs a detector that vcam's configuration disables"
+                    f" (modes available: {', '.join(self.modes)})"
+                )
+            return after
+
+        return super().change(checked)
 
     def reset(self) -> MediaSettings:
         """Factory defaults: the configured encoders and profiles, no masks, neutral imaging."""

@@ -18,16 +18,20 @@ across the middle, fields to the whole picture. ModifyRules keeps the parameters
 leaves out; a different rule type is refused (ter:TypeChangeProhibited).
 
 Analytics modules: one fixed vendor module, `vcam:PrivacyMasking`, the detectors and masking
-every output frame goes through, with its Mode and Style from the configuration. Both are
-readable; ModifyAnalyticsModules accepts the current values but refuses a change
-(ter:ConfigurationConflict): the pipeline builds its detectors and masker from the
-configuration at start, and nothing yet changes them while the camera runs.
+every output frame goes through. Its parameters Mode, Style, FaceThreshold and PersonThreshold
+are the masking settings of the media settings store (`model.media`, vcam/media_settings.py),
+the one the web page edits too: ModifyAnalyticsModules changes them there (kept in media.json),
+and the camera follows: style and thresholds from the next frame, a mode by loading the
+detectors it needs and restarting the pipeline (fully masked meanwhile). A mode whose detector
+the configuration disables is refused (ter:ConfigurationConflict).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import math
+import re
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any, get_args
@@ -54,6 +58,7 @@ from vcam.config import MaskMode, MaskStyle
 from vcam.events.pullpoint import parse_duration
 from vcam.events.wire import message_description
 from vcam.media.types import Box, ObjectClass, Track
+from vcam.media_settings import MediaSettings, MediaSettingsError
 from vcam.onvif import faults
 from vcam.onvif.faults import RECEIVER, SENDER, SoapFault
 from vcam.onvif.model import DeviceModel
@@ -69,6 +74,16 @@ MODULE_NAME = "PrivacyMasking"
 MODULE_TYPE = "vcam:PrivacyMasking"
 MODES: tuple[str, ...] = get_args(MaskMode)
 STYLES: tuple[str, ...] = get_args(MaskStyle)
+# The module's parameters (SimpleItem Name -> PrivacySettings field) and their types.
+MODULE_PARAMS: dict[str, tuple[str, str]] = {
+    "Mode": ("mode", "xs:string"),
+    "Style": ("style", "xs:string"),
+    "FaceThreshold": ("face_threshold", "xs:float"),
+    "PersonThreshold": ("person_threshold", "xs:float"),
+}
+# Offered for the thresholds: a closed range inside the (0, 1) the settings accept.
+THRESHOLD_RANGE = ("0.01", "0.99")
+_XS_FLOAT = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
 _TT, _VCAM = NSMAP["tt"], NSMAP["vcam"]
 # Prefixes some clients use in QName values without declaring them (zeep copies strings as
 # given): tt is ONVIF's schema namespace in every ONVIF document, vcam is ours.
@@ -397,10 +412,13 @@ def rule_options(cls: type[Rule]) -> list[Element]:
 
 
 def module_config(model: DeviceModel) -> Element:
+    p = model.privacy
     return TAN.AnalyticsModule(
         TT.Parameters(
-            _simple("Mode", model.privacy.mode),
-            _simple("Style", model.privacy.style),
+            _simple("Mode", p.mode),
+            _simple("Style", p.style),
+            _simple("FaceThreshold", _num(p.face_threshold)),
+            _simple("PersonThreshold", _num(p.person_threshold)),
         ),
         Name=MODULE_NAME,
         Type=MODULE_TYPE,
@@ -410,13 +428,38 @@ def module_config(model: DeviceModel) -> Element:
 def module_description() -> Element:
     return TT.AnalyticsModuleDescription(
         TT.Parameters(
-            TT.SimpleItemDescription(Name="Mode", Type="xs:string"),
-            TT.SimpleItemDescription(Name="Style", Type="xs:string"),
+            *[TT.SimpleItemDescription(Name=n, Type=t) for n, (_, t) in MODULE_PARAMS.items()]
         ),
         Name=MODULE_TYPE,
         fixed="true",
         maxInstances="1",
     )
+
+
+def module_options(model: DeviceModel) -> list[Element]:
+    """tan:Options of the module: the modes the configuration's detectors allow, the styles,
+    the threshold range."""
+    values = {
+        "Mode": TT.StringList(" ".join(m for m in MODES if m in model.media.modes)),
+        "Style": TT.StringList(" ".join(STYLES)),
+        "FaceThreshold": _range("FloatRange", *THRESHOLD_RANGE),
+        "PersonThreshold": _range("FloatRange", *THRESHOLD_RANGE),
+    }
+    return [TAN.Options(v, Name=k, AnalyticsModule=MODULE_TYPE) for k, v in values.items()]
+
+
+def _module_value(name: str, value: str) -> str | float:
+    """A module parameter's value as PrivacySettings takes it; ter:InvalidModule if bad."""
+    if name == "Mode" and value not in MODES:
+        raise _invalid_module(f"Mode is one of {', '.join(MODES)}")
+    if name == "Style" and value not in STYLES:
+        raise _invalid_module(f"Style is one of {', '.join(STYLES)}")
+    if MODULE_PARAMS[name][1] != "xs:float":
+        return value
+    number = float(value) if _XS_FLOAT.fullmatch(value) else math.nan
+    if not 0.0 < number < 1.0:  # NaN too
+        raise _invalid_module(f"{name} {value[:40]!r} is not a number in (0, 1)")
+    return number
 
 
 def sample_frame(model: DeviceModel, utc: datetime) -> Element:
@@ -600,12 +643,7 @@ def get_analytics_module_options(req: OnvifRequest) -> list[Element]:
     asked = _children(req.body, "Type")
     if asked:
         _module_type(asked[0], asked[0].text)
-    return [
-        TAN.GetAnalyticsModuleOptionsResponse(
-            TAN.Options(TT.StringList(" ".join(MODES)), Name="Mode", AnalyticsModule=MODULE_TYPE),
-            TAN.Options(TT.StringList(" ".join(STYLES)), Name="Style", AnalyticsModule=MODULE_TYPE),
-        )
-    ]
+    return [TAN.GetAnalyticsModuleOptionsResponse(*module_options(req.model))]
 
 
 def create_analytics_modules(req: OnvifRequest) -> list[Element]:
@@ -634,9 +672,10 @@ def delete_analytics_modules(req: OnvifRequest) -> list[Element]:
 
 
 def modify_analytics_modules(req: OnvifRequest) -> list[Element]:
+    """Changes the masking settings in the store (all given parameters or none); the camera
+    follows it. Parameters left out keep their values."""
     _check_config(req)
-    current = {"Mode": req.model.privacy.mode, "Style": req.model.privacy.style}
-    allowed = {"Mode": MODES, "Style": STYLES}
+    changes: dict[str, Any] = {}
     for el in _configs(req, "AnalyticsModule"):
         name = el.get("Name", "")
         if name != MODULE_NAME:
@@ -648,17 +687,32 @@ def modify_analytics_modules(req: OnvifRequest) -> list[Element]:
             if not isinstance(item.tag, str) or etree.QName(item).localname == "Extension":
                 continue
             key, value = item.get("Name", ""), (item.get("Value") or "").strip()
-            if etree.QName(item).localname != "SimpleItem" or key not in allowed:
-                raise _invalid_module(f"{MODULE_TYPE} has no parameter {key[:64]!r} (Mode, Style)")
-            if value not in allowed[key]:
-                raise _invalid_module(f"{key} is one of {', '.join(allowed[key])}")
-            if value != current[key]:
-                # Honest refusal: the detectors and masker are built from the configuration.
-                raise _receiver(
-                    "ter:ConfigurationConflict",
-                    f"{key} is set in vcam's configuration ([privacy] {key.lower()} = "
-                    f"{current[key]!r}) and cannot change while the camera runs",
-                )
+            if etree.QName(item).localname != "SimpleItem" or key not in MODULE_PARAMS:
+                names = ", ".join(MODULE_PARAMS)
+                raise _invalid_module(f"{MODULE_TYPE} has no parameter {key[:64]!r} ({names})")
+            field = MODULE_PARAMS[key][0]
+            if field in changes:
+                raise _invalid_module(f"parameter {key} is given twice")
+            changes[field] = _module_value(key, value)
+    mode = changes.get("mode")
+    if mode is not None and mode != req.model.privacy.mode and mode not in req.model.media.modes:
+        raise _receiver(
+            "ter:ConfigurationConflict",
+            f"Mode {mode} needs a detector that vcam's configuration disables "
+            f"(modes available: {', '.join(req.model.media.modes)})",
+        )
+
+    def edit(settings: MediaSettings) -> MediaSettings:
+        return dataclasses.replace(
+            settings, privacy=dataclasses.replace(settings.privacy, **changes)
+        )
+
+    try:
+        req.model.media.change(edit)
+    except MediaSettingsError as exc:  # a race with the page, or a value the store refuses
+        raise _invalid_module(str(exc)) from None
+    except OSError:
+        raise faults.action_failed("the masking settings could not be saved") from None
     return [TAN.ModifyAnalyticsModulesResponse()]
 
 

@@ -3,7 +3,8 @@
 One read-only snapshot built from the configuration and the running servers; the services
 render it, they never reach into the pipeline themselves. What clients change lives in the
 stores it holds: `users`, `state` (hostname, scopes, discovery mode: vcam/onvif/state.py) and
-`media` (encoders, profiles, masks, imaging: vcam/media_settings.py), which the camera follows.
+`media` (encoders, profiles, masks, imaging, masking: vcam/media_settings.py), which the camera
+follows.
 """
 
 from __future__ import annotations
@@ -17,11 +18,16 @@ from vcam import __version__
 from vcam.analytics.rules import RuleSet
 from vcam.analytics.store import AnalyticsRuleStore
 from vcam.auth.users import UserStore
-from vcam.config import Config, PrivacyConfig, RtspConfig
+from vcam.config import Config, MaskStyle, RtspConfig
 from vcam.encode.h264 import effective_fps
 from vcam.events.broker import EventBroker
 from vcam.media.types import SourceInfo
-from vcam.media_settings import EncoderSettings, MediaSettingsStore, profile_token
+from vcam.media_settings import (
+    EncoderSettings,
+    MediaSettingsStore,
+    PrivacySettings,
+    profile_token,
+)
 from vcam.onvif.state import DeviceState
 
 
@@ -99,8 +105,15 @@ class DeviceModel:
     # The analytics rules the engine follows (ONVIF Analytics edits them); `vcam serve` passes
     # the camera's store. The default: in memory, no rules.
     rules: AnalyticsRuleStore = field(default_factory=lambda: AnalyticsRuleStore(RuleSet()))
-    # Masking mode and style (the Analytics service's vcam:PrivacyMasking module shows them).
-    privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
+    # How the configured static zones ([privacy] zones) are drawn: configuration only.
+    zone_style: MaskStyle = "solid"
+
+    @property
+    def privacy(self) -> PrivacySettings:
+        """Masking mode, style and detector thresholds as clients set them (the Analytics
+        service's vcam:PrivacyMasking module, the web page): held by `media`, which the camera
+        follows."""
+        return self.media.settings.privacy
 
     @property
     def streams(self) -> tuple[StreamInfo, ...]:

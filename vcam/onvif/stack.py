@@ -50,7 +50,7 @@ def device_state(cfg: Config) -> DeviceState:
 
 
 def media_store(cfg: Config) -> MediaSettingsStore:
-    """Encoders, profiles, masks and imaging as clients set them, kept in
+    """Encoders, profiles, masks, imaging and masking as clients set them, kept in
     `<data_dir>/media.json`. A damaged file stops vcam with a config error naming it."""
     try:
         return MediaSettingsStore.load(data_dir(cfg) / MEDIA_STATE_FILE, cfg)
@@ -99,7 +99,7 @@ def device_model(
         media=media if media is not None else media_store(cfg),
         events=events if events is not None else EventBroker(),
         rules=rules if rules is not None else analytics_store(cfg),
-        privacy=cfg.privacy,
+        zone_style=cfg.privacy.zone_style,
         # S (Media, RTSP), T (Media2, Imaging, Events, RTSP over HTTP), M (Analytics, metadata
         # with events): what the services below implement.
         scopes=tuple(

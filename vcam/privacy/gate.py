@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from vcam.config import PrivacyConfig
+from vcam.config import MaskStyle, PrivacyConfig
 from vcam.media.types import MaskedFrame, ObjectClass, SourceFrame, Verdict
 from vcam.privacy.detection import DetectionJob
 from vcam.privacy.masks import apply_masks, apply_zone_mask, mask_full_frame
@@ -75,6 +75,12 @@ class PrivacyGate:
         # Masks clients set at run time (ONVIF Media2, the web page), on top of the configured
         # zones. Replaced whole from another thread: the gate reads one tuple per frame.
         self.static_masks: tuple[StaticMask, ...] = ()
+        # The style of the detected regions; set from another thread (ONVIF, the web page), read
+        # once per frame, like `static_masks`.
+        self.style: MaskStyle = cfg.style
+        # Non-empty: every frame is fully masked with this reason, whatever the detectors say
+        # (a masking mode change is under way: the detectors loaded do not match it).
+        self.hold = ""
 
     # -- input ---------------------------------------------------------------------------------
 
@@ -157,7 +163,7 @@ class PrivacyGate:
 
     def _render(self, p: _Pending) -> MaskedFrame:
         sf = p.sf
-        reason = self.verdict_reason(sf.index, p.job)
+        reason = self.hold or self.verdict_reason(sf.index, p.job)
         self.stats.frames_out += 1
         if reason:
             frame = mask_full_frame(sf.frame)
@@ -178,7 +184,7 @@ class PrivacyGate:
             frame = apply_masks(
                 frame,
                 regions,
-                self.cfg.style,
+                self.style,
                 mosaic_cells=self.cfg.mosaic_cells,
                 rng=self._rng,
             )

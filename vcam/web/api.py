@@ -6,8 +6,9 @@ Viewing needs any logged-in user; changes need an Administrator (and, like every
 /api/, the session's CSRF token: vcam/web/session.py).
 
 GET  /api/status                -> pipeline, bus, RTSP, analytics and privacy status
-GET  /api/privacy               -> masking mode and style (read-only: they need the detectors
-                                   reloaded, so they are configuration, not live settings)
+GET/PUT /api/privacy            {"mode", "style", "face_threshold", "person_threshold"} (the
+                                   Analytics module vcam:PrivacyMasking edits the same; GET also
+                                   lists "modes" and "styles" to choose from and "zone_style")
 GET  /api/masks                 -> {"masks": [{"token", "polygon", "kind", "color", "enabled"}]}
 POST /api/masks {"polygon": [[x, y], ...], "kind"?, "color"?, "enabled"?} -> 201 {"token"}
 DELETE /api/masks/{token}
@@ -22,17 +23,19 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, get_args
 
 from aiohttp import web
 
 from vcam.analytics.rules import Rule, RuleError, rule_from_json
 from vcam.auth.users import UserLevel
+from vcam.config import MaskMode, MaskStyle
 from vcam.media_settings import (
     MAX_MASKS,
     MaskSettings,
     MediaSettings,
     MediaSettingsError,
+    PrivacySettings,
     next_token,
 )
 from vcam.web.jsonapi import json_error, ok, read_object
@@ -44,6 +47,8 @@ if TYPE_CHECKING:
 
 ADMIN = UserLevel.ADMINISTRATOR
 _IMAGING = ("brightness", "contrast", "saturation")
+_PRIVACY = tuple(f.name for f in dataclasses.fields(PrivacySettings))
+_THRESHOLDS = ("face_threshold", "person_threshold")
 
 
 def _number(value: Any, what: str) -> float:
@@ -95,15 +100,36 @@ class PageApi:
 
     async def privacy(self, request: web.Request) -> web.Response:
         require(request)
-        p = self.model.privacy
-        return ok(
-            {
-                "mode": p.mode,
-                "style": p.style,
-                "zone_style": p.zone_style,
-                "editable": False,  # configuration: changing them reloads the detectors
-            }
+        return ok(self._privacy_json())
+
+    def _privacy_json(self) -> dict[str, Any]:
+        return {
+            **dataclasses.asdict(self.model.privacy),
+            "modes": list(self.model.media.modes),
+            "styles": list(get_args(MaskStyle)),
+            "zone_style": self.model.zone_style,
+            "editable": True,
+        }
+
+    async def set_privacy(self, request: web.Request) -> web.Response:
+        """Changes what the body gives (all or nothing); the camera follows the store."""
+        require(request, ADMIN)
+        body = await read_object(request)
+        unknown = set(body) - set(_PRIVACY)
+        if unknown:
+            json_error(400, f"unknown privacy setting {sorted(unknown)[0]!r}")
+        changes: dict[str, Any] = {
+            k: _number(v, k) if k in _THRESHOLDS else v for k, v in body.items()
+        }
+        mode = changes.get("mode", self.model.privacy.mode)
+        if mode not in get_args(MaskMode):
+            json_error(400, f"mode must be one of {', '.join(get_args(MaskMode))}")
+        if mode != self.model.privacy.mode and mode not in self.model.media.modes:
+            json_error(409, f"mode {mode!r} needs a detector that the configuration disables")
+        self._change_media(
+            lambda s: dataclasses.replace(s, privacy=dataclasses.replace(s.privacy, **changes))
         )
+        return ok(self._privacy_json())
 
     # -- masks -----------------------------------------------------------------------------------
 
@@ -215,6 +241,7 @@ def register_api(app: web.Application, server: WebServer) -> None:
     r = app.router
     r.add_get("/api/status", api.status)
     r.add_get("/api/privacy", api.privacy)
+    r.add_put("/api/privacy", api.set_privacy)
     r.add_get("/api/masks", api.masks)
     r.add_post("/api/masks", api.create_mask)
     r.add_delete("/api/masks/{token}", api.delete_mask)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Protocol, TypeVar
+from typing import Protocol, TypeVar, runtime_checkable
 
 import numpy as np
 
@@ -23,6 +23,22 @@ class Detector(Protocol):
     def detect(self, rgb: np.ndarray) -> list[Detection]:
         """`rgb`: HxWx3 uint8 RGB of exactly input_size. Boxes come back normalised to 0..1."""
         ...
+
+
+@runtime_checkable
+class Thresholded(Protocol):
+    """A detector whose score threshold can change while it runs (from any thread)."""
+
+    threshold: float
+
+
+def set_threshold(detector: Detector, value: float) -> bool:
+    """Sets the score threshold of `detector` while it runs; False for a detector without
+    one (a test double wrapping another)."""
+    if not isinstance(detector, Thresholded):
+        return False
+    detector.threshold = value
+    return True
 
 
 DetectorFactory = Callable[[DetectorConfig, Path], Detector]

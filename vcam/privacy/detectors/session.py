@@ -47,6 +47,7 @@ class OnnxDetector(abc.ABC):
 
     def __init__(self, cfg: DetectorConfig, models_dir: Path) -> None:
         self.input_size = (cfg.input_width, cfg.input_height)
+        self._threshold = 0.0
         self.threshold = cfg.threshold
         self.session = load_session(models_dir / self.model_file, cfg.threads)
         # The pipeline uses one worker per detector; the lock keeps any other caller safe too
@@ -56,6 +57,19 @@ class OnnxDetector(abc.ABC):
         # so a broken model fails at start and not on the first frame.
         w, h = self.input_size
         self.detect(np.zeros((h, w, 3), np.uint8))
+
+    @property
+    def threshold(self) -> float:
+        """The score a detection needs. Settable from any thread while the detector runs: one
+        attribute store is atomic, and each inference reads it once (`_infer`), so a frame is
+        decoded with either the old or the new value, never a mix."""
+        return self._threshold
+
+    @threshold.setter
+    def threshold(self, value: float) -> None:
+        if not 0.0 < value < 1.0:  # also refuses NaN
+            raise ValueError(f"{self.name}: threshold {value!r} not in (0, 1)")
+        self._threshold = float(value)
 
     def detect(self, rgb: np.ndarray) -> list[Detection]:
         w, h = self.input_size

@@ -400,10 +400,45 @@ async function loadSettings() {
   try {
     const imaging = await api("GET", "/api/imaging");
     for (const k of ["brightness", "contrast", "saturation"]) $(k).value = imaging[k];
-    const p = await api("GET", "/api/privacy");
-    fill($("privacy"), [["Mode", p.mode], ["Style", p.style], ["Zone style", p.zone_style]]);
+    showPrivacy(await api("GET", "/api/privacy"));
   } catch (err) { report(err); }
   await loadUsers();
+}
+
+// Masking: mode and style as selects, thresholds as numbers; each change is one PUT (the same
+// store the ONVIF Analytics module edits). The answer is what the camera now holds.
+function showPrivacy(p) {
+  const dl = $("privacy");
+  fill(dl, [["Zone style", p.zone_style]]);
+  const put = async (key, value) => {
+    const out = await change("PUT", "/api/privacy", { [key]: value });
+    showPrivacy(out || await api("GET", "/api/privacy"));
+  };
+  const row = (label, input) => {
+    const dt = document.createElement("dt");
+    dt.textContent = label;
+    const dd = document.createElement("dd");
+    dd.append(input);
+    dl.prepend(dt, dd);
+  };
+  const pick = (key, options) => {
+    const select = document.createElement("select");
+    for (const o of options) select.append(new Option(o, o, false, o === p[key]));
+    select.addEventListener("change", () => put(key, select.value));
+    return select;
+  };
+  const number = (key) => {
+    const input = Object.assign(document.createElement("input"),
+      { type: "number", min: "0.01", max: "0.99", step: "0.01", value: String(p[key]) });
+    input.addEventListener("change", () => put(key, Number(input.value)));
+    return input;
+  };
+  row("Person threshold", number("person_threshold"));
+  row("Face threshold", number("face_threshold"));
+  row("Style", pick("style", p.styles));
+  row("Mode", pick("mode", p.modes));
+  const hint = dl.parentElement.querySelector(".hint");
+  if (hint) hint.textContent = "A mode change loads the detectors it needs: the picture is fully masked meanwhile.";
 }
 
 for (const k of ["brightness", "contrast", "saturation"]) {
