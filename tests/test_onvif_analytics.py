@@ -41,9 +41,10 @@ from vcam.onvif.service import OnvifDispatcher
 from vcam.onvif.soap import NS, NSMAP, SOAP12, AccessClass, Dispatcher, parse_envelope
 from vcam.onvif.stack import build_dispatcher
 
-from .onvif_xsd import _W3C_STUBS, WSDL, validate
+from .onvif_xsd import validate
 from .test_onvif_services import call, clark, env, make_model
 from .vcam_process import VcamProcess, free_port, loopback_config
+from .zeep_client import onvif_client
 
 TAN, TT = NSMAP["tan"], NSMAP["tt"]
 TOKEN = f"<tan:ConfigurationToken>{CONFIG_TOKEN}</tan:ConfigurationToken>"
@@ -733,25 +734,7 @@ CROSSED = "tns1:RuleEngine/LineDetector/Crossed"
 def analytics_clients(port: int) -> tuple[Any, Any]:
     """Plain zeep on the analytics WSDL in wsdl/ (WS-Security UsernameToken with digest): its
     rule engine and analytics engine ports. Schemas imported by URL come from wsdl/external."""
-    import zeep
-    from zeep.wsse.username import UsernameToken
-
-    class OfflineTransport(zeep.Transport):
-        def load(self, url: str) -> bytes:
-            if url in _W3C_STUBS:
-                return _W3C_STUBS[url].encode()
-            if url.startswith(("http://", "https://")):
-                local = WSDL / "external" / url.rsplit("/", 1)[-1]
-                assert local.is_file(), f"zeep wanted {url}"
-                return local.read_bytes()
-            data: bytes = super().load(url)
-            return data
-
-    client = zeep.Client(
-        str(WSDL / "ver20" / "analytics" / "wsdl" / "analytics.wsdl"),
-        transport=OfflineTransport(timeout=20, operation_timeout=20),
-        wsse=UsernameToken(USER, PASSWORD, use_digest=True),
-    )
+    client = onvif_client("ver20/analytics/wsdl/analytics.wsdl", USER, PASSWORD)
     address = f"http://127.0.0.1:{port}/onvif/analytics_service"
     return (
         client.create_service(f"{{{TAN}}}RuleEngineBinding", address),

@@ -34,9 +34,9 @@ from vcam.onvif.soap import NS, NSMAP, AccessClass, Dispatcher
 from vcam.onvif.stack import build_dispatcher
 
 from .onvif_model import media_for
-from .onvif_xsd import _W3C_STUBS, WSDL
 from .test_onvif_services import MAIN_CFG, SUB_CFG, call, env, make_model
 from .vcam_process import VcamProcess, free_port, loopback_config
+from .zeep_client import onvif_client
 
 TR2 = NSMAP["tr2"]
 VSC = "video_source_config"
@@ -692,25 +692,7 @@ def media2_client(port: int) -> Any:
     """Plain zeep on the Media2 WSDL in wsdl/, WS-Security UsernameToken with digest. The
     schemas onvif.xsd imports by URL come from wsdl/external (and stand-ins for three W3C
     ones): the test machine has no network."""
-    import zeep
-    from zeep.wsse.username import UsernameToken
-
-    class OfflineTransport(zeep.Transport):
-        def load(self, url: str) -> bytes:
-            if url in _W3C_STUBS:
-                return _W3C_STUBS[url].encode()
-            if url.startswith(("http://", "https://")):
-                local = WSDL / "external" / url.rsplit("/", 1)[-1]
-                assert local.is_file(), f"zeep wanted {url}"
-                return local.read_bytes()
-            data: bytes = super().load(url)
-            return data
-
-    client = zeep.Client(
-        str(WSDL / "ver20" / "media" / "wsdl" / "media.wsdl"),
-        transport=OfflineTransport(timeout=20, operation_timeout=20),
-        wsse=UsernameToken(USER, PASSWORD, use_digest=True),
-    )
+    client = onvif_client("ver20/media/wsdl/media.wsdl", USER, PASSWORD)
     return client.create_service(
         "{http://www.onvif.org/ver20/media/wsdl}Media2Binding",
         f"http://127.0.0.1:{port}/onvif/media2_service",
