@@ -39,7 +39,7 @@ default options and one with fflags=nobuffer, flags=low_delay): stamp -> frame d
 Figures are comparable, not pass/fail; "others" = cores busy outside the server, the browser and
 this script just before the run (a shared machine disturbs them). --playout-hint sets
 Chromium's non-standard RTCRtpReceiver.playoutDelayHint on the page's receiver (0: render as
-soon as decoded), to tell the jitter buffer's share from the rest; the page itself sets none.
+soon as decoded), to tell the jitter buffer's share from the rest; the page itself sets 0.
 """
 
 from __future__ import annotations

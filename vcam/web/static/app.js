@@ -115,6 +115,9 @@ async function connect() {
   const channel = pc.createDataChannel("metadata");
   channel.onmessage = (ev) => onMetadata(ev.data);
   pc.ontrack = (ev) => {
+    // A live view, not a film: render frames as they arrive rather than behind Chromium's
+    // jitter buffer (measured: 190 -> 161 ms glass to glass). Non-standard; others ignore it.
+    if ("playoutDelayHint" in ev.receiver) ev.receiver.playoutDelayHint = 0;
     $("video").srcObject = ev.streams[0] || new MediaStream([ev.track]);
     videoMessage("");
   };
