@@ -119,6 +119,10 @@ def test_gstreamer_rtspsrc_decodes(server: tuple[str, int], protocols: str) -> N
     src = [f"location={scheme}://{host}:{port}/main", f"user-id={USER}", f"user-pw={PASSWORD}"]
     if protocols != "http":
         src.append(f"protocols={protocols}")
+    if protocols == "udp":
+        # rtspsrc gives up on UDP when no packet came within 5 s (its default), which a loaded
+        # CI machine has been seen to exceed once: 20 s, still far below the test's timeout.
+        src.append("timeout=20000000")
     proc = run(
         ["gst-launch-1.0", "-q", "rtspsrc", *src, "!", "rtph264depay", "!", "h264parse", "!",
          "avdec_h264", "!", "fakesink", "num-buffers=30"]
