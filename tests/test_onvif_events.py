@@ -46,7 +46,6 @@ from vcam.events.filters import (
 from vcam.events.message import EventMessage, PropertyOperation, TopicInfo
 from vcam.events.pullpoint import Limits, parse_duration, parse_time
 from vcam.media.types import SourceInfo
-from vcam.onvif.discovery import default_scopes
 from vcam.onvif.events import SUBSCRIPTION_PATH, EventService, register_events
 from vcam.onvif.faults import SoapFault, fault_envelope
 from vcam.onvif.model import DeviceModel
@@ -55,7 +54,7 @@ from vcam.onvif.soap import NSMAP, SOAP12, Dispatcher, envelope, parse_envelope
 from vcam.onvif.stack import build_dispatcher, build_web
 from vcam.web.snapshot import LatestFrame
 
-from .onvif_model import media_for
+from .onvif_model import media_for, onvif_device
 from .onvif_xsd import validate
 from .vcam_process import ROOT
 
@@ -116,25 +115,16 @@ def motion(state: bool) -> EventMessage:
 
 def make_model(**changes: Any) -> DeviceModel:
     fields: dict[str, Any] = {
-        "manufacturer": "vcam",
-        "model": "vcam privacy camera",
-        "firmware": "0.1.0",
-        "serial": "SN-0001",
-        "hardware_id": "vcam-1",
-        "hostname": "vcam-test",
-        "mac": "02:00:5e:10:00:01",
-        "http_port": 8080,
-        "rtsp_port": 8554,
         "source": SourceInfo(640, 360, 25.0),
         "media": media_for(
             StreamConfig("main", 640, 360, 25.0, 1000, 50),
             StreamConfig("sub", 320, 180, 12.5, 300, 25),
         ),
-        "scopes": tuple(default_scopes("vcam", "vcam-1")),
         "users": UserStore([User(USER, PASSWORD, UserLevel.ADMINISTRATOR)]),
         "events": EventBroker(TOPICS),
+        **changes,
     }
-    return DeviceModel(**{**fields, **changes})
+    return onvif_device(**fields)
 
 
 SMALL = Limits(max_pull_points=3, max_push=2, queue=8, sweep_s=0.05, push_failures=2)

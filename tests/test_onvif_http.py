@@ -35,14 +35,13 @@ from vcam.auth.digest import DigestAuth, Throttle
 from vcam.auth.users import User, UserLevel, UserStore
 from vcam.config import Config, StreamConfig, WebConfig
 from vcam.media.types import MaskedFrame, SourceInfo, Verdict
-from vcam.onvif.discovery import default_scopes
 from vcam.onvif.model import DeviceModel, StreamInfo
 from vcam.onvif.soap import NSMAP, SOAP12, WSSE, WSU, AccessClass, allowed
 from vcam.onvif.stack import build_dispatcher, build_web
 from vcam.web.server import WebServer
 from vcam.web.snapshot import LatestFrame
 
-from .onvif_model import media_for, stream_infos
+from .onvif_model import media_for, onvif_device, stream_infos
 from .onvif_xsd import validate
 
 ADMIN = ("admin", "Vcam-Test-Pass1")
@@ -99,21 +98,7 @@ def masked_frame() -> MaskedFrame:
 
 
 def make_model(users: UserStore) -> DeviceModel:
-    return DeviceModel(
-        manufacturer="vcam",
-        model="vcam privacy camera",
-        firmware="0.1.0",
-        serial="SN-0001",
-        hardware_id="vcam-1",
-        hostname="vcam-test",
-        mac="02:00:5e:10:00:01",
-        http_port=0,
-        rtsp_port=8554,
-        source=SOURCE,
-        media=media_for(MAIN_CFG, SUB_CFG),
-        scopes=tuple(default_scopes("vcam", "vcam-1")),
-        users=users,
-    )
+    return onvif_device(users, SOURCE, media_for(MAIN_CFG, SUB_CFG), http_port=0)
 
 
 @pytest.fixture(scope="module")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 from lxml import etree
@@ -15,7 +16,6 @@ from vcam.config import StreamConfig
 from vcam.media.types import SourceInfo
 from vcam.media_settings import MAX_PROFILES, ProfileSettings
 from vcam.onvif.device import SERVICES, register_device
-from vcam.onvif.discovery import default_scopes
 from vcam.onvif.faults import SoapFault
 from vcam.onvif.media import register_media
 from vcam.onvif.model import DeviceModel
@@ -24,7 +24,7 @@ from vcam.onvif.soap import NS, NSMAP, SOAP12, AccessClass, Dispatcher, envelope
 from vcam.onvif.stack import build_dispatcher
 from vcam.onvif.state import DeviceSettings, DeviceState
 
-from .onvif_model import media_for, stream_infos
+from .onvif_model import media_for, onvif_device, stream_infos
 from .onvif_xsd import validate
 
 CORPUS = Path(__file__).parent / "corpus" / "soap"
@@ -47,22 +47,13 @@ def make_model(**changes: object) -> DeviceModel:
             User("viewer", PASSWORDS[1], UserLevel.USER),
         ]
     )
-    fields: dict[str, object] = {
-        "manufacturer": "vcam",
-        "model": "vcam privacy camera",
-        "firmware": "0.1.0",
-        "serial": "SN-0001",
-        "hardware_id": "vcam-1",
-        "hostname": "vcam-test",
-        "mac": "02:00:5e:10:00:01",
-        "http_port": 8080,
-        "rtsp_port": 8554,
+    fields: dict[str, Any] = {
+        "users": users,
         "source": SOURCE,
         "media": media_for(MAIN_CFG, SUB_CFG),
-        "scopes": tuple(default_scopes("vcam", "vcam-1")),
-        "users": users,
+        **changes,
     }
-    return DeviceModel(**{**fields, **changes})  # type: ignore[arg-type]
+    return onvif_device(**fields)
 
 
 MODEL = make_model()

@@ -28,7 +28,6 @@ from vcam.config import Config, StreamConfig, WebConfig
 from vcam.media.bus import EncodedBus
 from vcam.media.types import SourceInfo
 from vcam.onvif.analytics import CONFIG_TOKEN
-from vcam.onvif.discovery import default_scopes
 from vcam.onvif.model import DeviceModel
 from vcam.onvif.soap import NSMAP, SOAP12
 from vcam.onvif.stack import build_web
@@ -38,7 +37,7 @@ from vcam.status import CameraStatus
 from vcam.web.server import WebServer
 from vcam.web.snapshot import LatestFrame
 
-from .onvif_model import media_for
+from .onvif_model import media_for, onvif_device
 
 ADMIN = ("admin", "Web-Admin-Pass1")
 VIEWER = ("viewer", "Web-Viewer-Pass2")
@@ -83,21 +82,8 @@ class Server(NamedTuple):
 
 
 def make_model(users: UserStore) -> DeviceModel:
-    return DeviceModel(
-        manufacturer="vcam",
-        model="vcam privacy camera",
-        firmware="0.1.0",
-        serial="SN-0001",
-        hardware_id="vcam-1",
-        hostname="vcam-test",
-        mac="02:00:5e:10:00:01",
-        http_port=0,
-        rtsp_port=8554,
-        source=SourceInfo(320, 240, 25.0),
-        media=media_for(StreamConfig("main", 320, 240, 25.0, 500, 25)),
-        scopes=tuple(default_scopes("vcam", "vcam-1")),
-        users=users,
-    )
+    main = StreamConfig("main", 320, 240, 25.0, 500, 25)
+    return onvif_device(users, SourceInfo(320, 240, 25.0), media_for(main), http_port=0)
 
 
 def start_server(throttle: Throttle) -> Iterator[Server]:
