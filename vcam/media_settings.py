@@ -26,7 +26,9 @@ from pathlib import Path
 from typing import Any, Literal, get_args
 
 from vcam.config import Config, H264Profile, MaskMode, MaskStyle, StreamConfig
+from vcam.encode.h264 import effective_fps
 from vcam.errors import VcamError
+from vcam.media.types import SourceInfo
 from vcam.persist import SettingsStore, read_json
 
 log = logging.getLogger(__name__)
@@ -103,6 +105,54 @@ class EncoderSettings:
             raise MediaSettingsError(f"{where}: GOP {self.gop} not in {GOP_RANGE}")
         if self.profile not in get_args(H264Profile):
             raise MediaSettingsError(f"{where}: unknown H.264 profile {self.profile!r}")
+
+
+@dataclass(frozen=True)
+class EncoderChange:
+    """What a client asked of one encoder (Media or Media2 SetVideoEncoderConfiguration); None
+    leaves that setting as it is. `applied` gives both services the same meaning."""
+
+    name: str | None = None
+    size: tuple[int, int] | None = None
+    fps: float | None = None  # 0: follow the source's rate
+    bitrate_kbps: int | None = None
+    gop: int | None = None
+    profile: H264Profile | None = None
+
+    def applied(
+        self, enc: EncoderSettings, source: SourceInfo, offered: Iterable[tuple[int, int]]
+    ) -> EncoderSettings:
+        """`enc` with the change: a size or rate equal to what streams now keeps "follow the
+        source" as it is, the source's own size or rate means following the source, and a new
+        size must be one `offered` (MediaSettingsError otherwise)."""
+        new = enc
+        if self.name:
+            new = dataclasses.replace(new, name=self.name)
+        now = (enc.width, enc.height) if enc.width else (source.width, source.height)
+        if self.size is not None and self.size != now:
+            if self.size not in set(offered):
+                w, h = self.size
+                raise MediaSettingsError(
+                    f"resolution {w}x{h} is not offered "
+                    "(GetVideoEncoderConfigurationOptions lists them)"
+                )
+            follow = self.size == (source.width, source.height)
+            width, height = (0, 0) if follow else self.size
+            new = dataclasses.replace(new, width=width, height=height)
+        if self.fps is not None:
+            if self.fps == 0:  # asked to follow the source (EncoderSettings' convention)
+                new = dataclasses.replace(new, fps=0.0)
+            elif source.fps <= 0:  # not known yet: keep what was asked
+                new = dataclasses.replace(new, fps=self.fps)
+            elif effective_fps(self.fps, source.fps) != effective_fps(enc.fps, source.fps):
+                new = dataclasses.replace(new, fps=self.fps if self.fps < source.fps else 0.0)
+        if self.bitrate_kbps is not None:
+            new = dataclasses.replace(new, bitrate_kbps=self.bitrate_kbps)
+        if self.gop is not None:
+            new = dataclasses.replace(new, gop=self.gop)
+        if self.profile is not None:
+            new = dataclasses.replace(new, profile=self.profile)
+        return new
 
 
 @dataclass(frozen=True)
@@ -258,6 +308,11 @@ class MediaSettings:
             privacy=privacy,
             privacy_baseline=privacy,
         )
+
+    def with_encoder(self, new: EncoderSettings) -> MediaSettings:
+        """These settings with the encoder of `new`'s stream replaced by `new`."""
+        encoders = tuple(new if e.stream == new.stream else e for e in self.encoders)
+        return dataclasses.replace(self, encoders=encoders)
 
     def encoder(self, token: str) -> EncoderSettings | None:
         return next((e for e in self.encoders if e.token == token), None)

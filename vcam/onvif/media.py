@@ -17,6 +17,7 @@ from vcam.media_settings import (
     BITRATE_RANGE,
     GOP_RANGE,
     MAX_PROFILES,
+    EncoderChange,
     EncoderSettings,
     MediaSettings,
     MediaSettingsError,
@@ -555,37 +556,23 @@ def set_video_encoder_configuration(req: OnvifRequest) -> list[Element]:
         raise _config_modify("EncodingInterval must be 1: lower the FrameRateLimit instead")
     if h264_profile is not None and h264_profile not in _H264_PROFILES:
         raise _config_modify(f"unknown H264Profile {h264_profile[:20]!r}")
-    sizes = sizes_for(model)
     source_fps = model.source.fps or 0.0
+    if fps is not None and (fps < 1 or (source_fps and fps > round(source_fps))):
+        raise _config_modify(f"FrameRateLimit {fps} not in 1..{round(source_fps)}")
+    if fps is not None and source_fps and fps >= round(source_fps):
+        fps = 0.0  # the source's own rate (rounded, as reported): follow the source
+    asked = EncoderChange(
+        name=name or None,
+        size=(int(width), int(height)) if width is not None and height is not None else None,
+        fps=fps,
+        bitrate_kbps=None if bitrate is None else int(bitrate),
+        gop=None if gop is None else int(gop),
+        profile=None if h264_profile is None else _H264_PROFILES[h264_profile],  # type: ignore[arg-type]
+    )
+    sizes = sizes_for(model)
 
     def edit(s: MediaSettings) -> MediaSettings:
-        enc = _encoder(s, token)
-        new = enc
-        if name:
-            new = replace(new, name=name)
-        if width is not None and height is not None:
-            size = (int(width), int(height))
-            current = StreamInfo.of(enc, model.source)
-            if size != (current.width, current.height):
-                if size not in sizes:
-                    raise _config_modify(
-                        f"resolution {size[0]}x{size[1]} is not offered "
-                        "(GetVideoEncoderConfigurationOptions lists them)"
-                    )
-                new = replace(new, width=size[0], height=size[1])
-        if fps is not None:
-            if fps < 1 or (source_fps and fps > round(source_fps)):
-                raise _config_modify(f"FrameRateLimit {fps} not in 1..{round(source_fps)}")
-            # The source's own rate (rounded, as reported) means: follow the source.
-            new = replace(new, fps=0.0 if source_fps and fps >= round(source_fps) else fps)
-        if bitrate is not None:
-            new = replace(new, bitrate_kbps=int(bitrate))
-        if gop is not None:
-            new = replace(new, gop=int(gop))
-        if h264_profile is not None:
-            new = replace(new, profile=_H264_PROFILES[h264_profile])  # type: ignore[arg-type]
-        encoders = tuple(new if e.token == token else e for e in s.encoders)
-        return replace(s, encoders=encoders)
+        return s.with_encoder(asked.applied(_encoder(s, token), model.source, sizes))
 
     change(model, edit)
     return [TRT.SetVideoEncoderConfigurationResponse()]

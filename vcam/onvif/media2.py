@@ -24,18 +24,17 @@ from collections.abc import Callable, Iterable
 
 from lxml import etree
 
-from vcam.encode.h264 import effective_fps
 from vcam.media_settings import (
     BITRATE_RANGE,
     GOP_RANGE,
     MAX_MASK_POINTS,
     MAX_MASKS,
     MAX_PROFILES,
+    EncoderChange,
     EncoderSettings,
     MaskKind,
     MaskSettings,
     MediaSettings,
-    MediaSettingsError,
     Point,
     ProfileSettings,
     available_sizes,
@@ -43,6 +42,7 @@ from vcam.media_settings import (
 )
 from vcam.onvif import faults
 from vcam.onvif.faults import SoapFault
+from vcam.onvif.media import change  # the store's refusals as faults, as Media does
 from vcam.onvif.model import DeviceModel, StreamInfo
 from vcam.onvif.service import Handler, OnvifDispatcher, OnvifRequest, arg_text, xs_bool
 from vcam.onvif.soap import TR2, TT, AccessClass, Element, qname
@@ -86,16 +86,6 @@ def _conflict(reason: str) -> SoapFault:
 def _invalid_polygon(reason: str) -> SoapFault:
     # Media2 spec, CreateMask/SetMask: env:Receiver - ter:InvalidArgVal - ter:InvalidPolygon.
     return SoapFault(faults.RECEIVER, ["ter:InvalidArgVal", "ter:InvalidPolygon"], reason)
-
-
-def _change(model: DeviceModel, edit: Callable[[MediaSettings], MediaSettings]) -> MediaSettings:
-    """Applies `edit` atomically; the store's refusals become faults, never a 500."""
-    try:
-        return model.media.change(edit)
-    except MediaSettingsError as exc:
-        raise _config_modify(str(exc)) from None
-    except OSError:
-        raise faults.action_failed("the media settings could not be saved") from None
 
 
 # -- request parsing (any prefix, as the Core spec wants) --------------------------------------
@@ -444,7 +434,7 @@ def create_profile(req: OnvifRequest) -> list[Element]:
         created.append(token)
         return dataclasses.replace(settings, profiles=(*settings.profiles, prof))
 
-    _change(req.model, edit)
+    change(req.model, edit)
     return [TR2.CreateProfileResponse(TR2.Token(created[-1]))]
 
 
@@ -461,7 +451,7 @@ def delete_profile(req: OnvifRequest) -> list[Element]:
         profiles = tuple(p for p in settings.profiles if p.token != token)
         return dataclasses.replace(settings, profiles=profiles)
 
-    _change(req.model, edit)
+    change(req.model, edit)
     return [TR2.DeleteProfileResponse()]
 
 
@@ -477,7 +467,7 @@ def add_configuration(req: OnvifRequest) -> list[Element]:
         _check_dependencies(prof)
         return _replace_profile(settings, prof)
 
-    _change(req.model, edit)
+    change(req.model, edit)
     return [TR2.AddConfigurationResponse()]
 
 
@@ -503,7 +493,7 @@ def remove_configuration(req: OnvifRequest) -> list[Element]:
         _check_dependencies(prof)
         return _replace_profile(settings, prof)
 
-    _change(req.model, edit)
+    change(req.model, edit)
     return [TR2.RemoveConfigurationResponse()]
 
 
@@ -599,54 +589,36 @@ def _encoder_from_request(
     model: DeviceModel, settings: MediaSettings, config: Element
 ) -> EncoderSettings:
     enc = _encoder(settings, config.get("token", ""))
-    now = StreamInfo.of(enc, model.source)
     encoding = _text(config, "Encoding")
     if encoding is not None and encoding != "H264":
         raise _config_modify(f"only H264 encoding, not {encoding[:20]!r}")
-    name = _text(config, "Name") or enc.name
-    width, height = enc.width, enc.height
+    size = None
     resolution = _child(config, "Resolution")
     if resolution is not None:
         size = (
             _int(_text(resolution, "Width"), "Resolution Width"),
             _int(_text(resolution, "Height"), "Resolution Height"),
         )
-        if size not in resolutions(model, settings):
-            raise _config_modify(f"resolution {size[0]}x{size[1]} is not offered")
-        if size != (now.width, now.height):  # unchanged: keep "follow the source" as it is
-            source = (model.source.width, model.source.height)
-            width, height = (0, 0) if size == source else size
-    fps, bitrate = enc.fps, enc.bitrate_kbps
+    fps, bitrate = None, None
     rate = _child(config, "RateControl")
     if rate is not None:
         if rate.get("ConstantBitRate") in ("true", "1"):
             raise _config_modify("the encoders run at a target bitrate, not a constant one")
-        limit = _float(_text(rate, "FrameRateLimit"), "FrameRateLimit")
-        if limit <= 0:
+        fps = _float(_text(rate, "FrameRateLimit"), "FrameRateLimit")
+        if fps <= 0:
             raise _config_modify("FrameRateLimit must be positive")
-        if effective_fps(limit, model.source.fps) != now.fps:
-            fps = limit if limit < model.source.fps else 0.0  # 0: the source's rate
         bitrate = _int(_text(rate, "BitrateLimit"), "BitrateLimit")
-    gop = enc.gop
+    gop = None
     if config.get("GovLength") is not None:
         gop = _int(config.get("GovLength"), "GovLength")
-    profile = enc.profile
+    profile = None
     if config.get("Profile") is not None:
-        asked = (config.get("Profile") or "").strip().lower()
-        if asked not in _H264_PROFILES:
-            raise _config_modify(f"H.264 profile {asked[:20]!r} is not supported")
-        profile = asked  # type: ignore[assignment]  # checked against the H264Profile names
+        profile = (config.get("Profile") or "").strip().lower()
+        if profile not in _H264_PROFILES:
+            raise _config_modify(f"H.264 profile {profile[:20]!r} is not supported")
     _check_multicast(model, _child(config, "Multicast"), _encoder_port(model, settings, enc.token))
-    return dataclasses.replace(
-        enc,
-        name=name,
-        width=width,
-        height=height,
-        fps=fps,
-        bitrate_kbps=bitrate,
-        gop=gop,
-        profile=profile,
-    )
+    asked = EncoderChange(_text(config, "Name"), size, fps, bitrate, gop, profile)  # type: ignore[arg-type]
+    return asked.applied(enc, model.source, resolutions(model, settings))
 
 
 def set_video_encoder_configuration(req: OnvifRequest) -> list[Element]:
@@ -654,11 +626,9 @@ def set_video_encoder_configuration(req: OnvifRequest) -> list[Element]:
     config = _required_child(req.body, "Configuration")
 
     def edit(settings: MediaSettings) -> MediaSettings:
-        new = _encoder_from_request(req.model, settings, config)
-        encoders = tuple(new if e.token == new.token else e for e in settings.encoders)
-        return dataclasses.replace(settings, encoders=encoders)
+        return settings.with_encoder(_encoder_from_request(req.model, settings, config))
 
-    _change(req.model, edit)
+    change(req.model, edit)
     return [TR2.SetVideoEncoderConfigurationResponse()]
 
 
@@ -883,7 +853,7 @@ def create_mask(req: OnvifRequest) -> list[Element]:
         created.append(token)
         return dataclasses.replace(settings, masks=(*settings.masks, mask))
 
-    _change(req.model, edit)
+    change(req.model, edit)
     return [TR2.CreateMaskResponse(TR2.Token(created[-1]))]
 
 
@@ -901,7 +871,7 @@ def set_mask(req: OnvifRequest) -> list[Element]:
         masks = tuple(new if m.token == token else m for m in settings.masks)
         return dataclasses.replace(settings, masks=masks)
 
-    _change(req.model, edit)
+    change(req.model, edit)
     return [TR2.SetMaskResponse()]
 
 
@@ -914,7 +884,7 @@ def delete_mask(req: OnvifRequest) -> list[Element]:
         masks = tuple(m for m in settings.masks if m.token != token)
         return dataclasses.replace(settings, masks=masks)
 
-    _change(req.model, edit)
+    change(req.model, edit)
     return [TR2.DeleteMaskResponse()]
 
 
