@@ -113,8 +113,14 @@ def is_flat(y: np.ndarray) -> bool:
     return bool(np.abs(y.astype(int) - SOLID_Y).max() <= 12)
 
 
-def inspect(units: list[EncodedUnit]) -> tuple[list[bool], list[FaceCoverage], int]:
-    """For each decoded frame: is it fully masked; every visible face leaked; faces seen."""
+def inspect(
+    units: list[EncodedUnit], evaluated: np.ndarray | None = None
+) -> tuple[list[bool], list[FaceCoverage], int]:
+    """For each decoded frame: is it fully masked; every visible face leaked; faces seen.
+
+    `evaluated` (bool, frame-sized) leaves out pixels that something other than the detection
+    masks covers, such as a static mask of another colour than the solid fill.
+    """
     scene = SyntheticSource(SCENE, realtime=False).scene
     flat: list[bool] = []
     leaks: list[FaceCoverage] = []
@@ -126,7 +132,8 @@ def inspect(units: list[EncodedUnit]) -> tuple[list[bool], list[FaceCoverage], i
         assert owners is not None
 
         def visible(gt: GroundTruth, owners: np.ndarray = owners) -> np.ndarray:
-            return owners == scene.walker_number(gt.identity)
+            own = owners == scene.walker_number(gt.identity)
+            return own if evaluated is None else own & evaluated
 
         faces = face_coverage(y, clear, truth, visible)
         seen += len(faces)
