@@ -153,6 +153,8 @@ def test_access_classes(dispatcher: OnvifDispatcher) -> None:
     ops = {op.qname: op.access for op in dispatcher.operations()}
     actuate = {clark(f"timg:{n}") for n in ("SetImagingSettings", "Move", "Stop")}
     assert {q for q, a in ops.items() if a is AccessClass.ACTUATE} == actuate
+    assert ops.pop(clark("timg:GetServiceCapabilities")) is AccessClass.PRE_AUTH
+    assert ops.pop(clark("tmd:GetServiceCapabilities")) is AccessClass.PRE_AUTH
     assert {a for q, a in ops.items() if q not in actuate} == {AccessClass.READ_MEDIA}
     viewer = MODEL.users.get("viewer")
     with pytest.raises(SoapFault, match="NotAuthorized"):

@@ -182,6 +182,7 @@ def test_access_classes(dispatcher: OnvifDispatcher) -> None:
         "SetVideoSourceConfiguration", "SetVideoEncoderConfiguration",
         "SetMetadataConfiguration", "CreateMask", "SetMask", "DeleteMask",
     }  # fmt: skip
+    assert access.pop("GetServiceCapabilities") is AccessClass.PRE_AUTH
     assert {a for n, a in access.items() if n not in changes} == {AccessClass.READ_MEDIA}
 
 

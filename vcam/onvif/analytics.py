@@ -63,7 +63,7 @@ from vcam.onvif import faults
 from vcam.onvif.faults import RECEIVER, SENDER, SoapFault
 from vcam.onvif.model import DeviceModel
 from vcam.onvif.service import Handler, OnvifDispatcher, OnvifRequest, arg_text, arg_texts
-from vcam.onvif.soap import NSMAP, TAN, TT, AccessClass, Element, qname
+from vcam.onvif.soap import NSMAP, SERVICE_CAPABILITIES, TAN, TT, AccessClass, Element, qname
 from vcam.privacy.gate import MODE_CLASSES
 
 ANALYTICS_VERSION = (20, 12)  # the ver20 analytics.wsdl served from wsdl/
@@ -729,10 +729,13 @@ def get_supported_metadata(req: OnvifRequest) -> list[Element]:
 
 def register_analytics(dispatcher: OnvifDispatcher) -> None:
     """Registers the Analytics operations: reads READ_MEDIA, changes ACTUATE (Analytics spec
-    access classes). GetServiceCapabilities is PRE_AUTH in the spec; it stays READ_MEDIA like
-    the other services' until tests/test_onvif_http.py's PREAUTH set lists them all."""
+    access classes)."""
+    dispatcher.register(
+        qname("tan", "GetServiceCapabilities"),
+        get_service_capabilities,
+        access=SERVICE_CAPABILITIES,
+    )
     reads: tuple[tuple[str, Handler], ...] = (
-        ("GetServiceCapabilities", get_service_capabilities),
         ("GetSupportedRules", get_supported_rules),
         ("GetRules", get_rules),
         ("GetRuleOptions", get_rule_options),

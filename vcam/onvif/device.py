@@ -22,7 +22,7 @@ from vcam.onvif.device_users import create_users, delete_users, set_user
 from vcam.onvif.faults import SoapFault
 from vcam.onvif.model import DeviceModel
 from vcam.onvif.service import Handler, OnvifDispatcher, OnvifRequest, arg_texts, xs_bool
-from vcam.onvif.soap import NSMAP, TDS, TT, AccessClass, Element, qname
+from vcam.onvif.soap import NSMAP, SERVICE_CAPABILITIES, TDS, TT, AccessClass, Element, qname
 
 DEVICE_VERSION = (26, 6)  # the devicemgmt.wsdl served from wsdl/
 WSDL_URL = "http://www.onvif.org/Documents/Specifications.html"
@@ -359,7 +359,7 @@ def register_device(dispatcher: OnvifDispatcher, *, clock: Callable[[], float] =
     ops: tuple[tuple[str, Handler, AccessClass], ...] = (
         ("GetSystemDateAndTime", date_and_time_handler(clock), _A.PRE_AUTH),
         ("GetServices", get_services, _A.PRE_AUTH),
-        ("GetServiceCapabilities", get_service_capabilities, _A.PRE_AUTH),
+        ("GetServiceCapabilities", get_service_capabilities, SERVICE_CAPABILITIES),
         ("GetWsdlUrl", get_wsdl_url, _A.PRE_AUTH),
         ("GetCapabilities", get_capabilities, _A.PRE_AUTH),  # pre-auth in Core 2.2
         ("GetDeviceInformation", get_device_information, _A.READ_SYSTEM),

@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 from vcam.onvif.model import DeviceModel
 from vcam.onvif.service import Handler, OnvifDispatcher, OnvifRequest
-from vcam.onvif.soap import TDS, TMD, AccessClass, Element, qname
+from vcam.onvif.soap import SERVICE_CAPABILITIES, TDS, TMD, AccessClass, Element, qname
 
 DEVICEIO_VERSION = (21, 6)  # the deviceio.wsdl served from wsdl/
 
@@ -46,8 +46,12 @@ def _empty(make: Callable[[], Element]) -> Handler:
 
 def register_deviceio(dispatcher: OnvifDispatcher) -> None:
     """Registers the DeviceIO read operations; all READ_MEDIA."""
+    dispatcher.register(
+        qname("tmd", "GetServiceCapabilities"),
+        get_service_capabilities,
+        access=SERVICE_CAPABILITIES,
+    )
     ops: tuple[tuple[str, Handler], ...] = (
-        (qname("tmd", "GetServiceCapabilities"), get_service_capabilities),
         (qname("tmd", "GetVideoSources"), get_video_sources),
         (qname("tmd", "GetVideoOutputs"), _empty(TMD.GetVideoOutputsResponse)),
         (qname("tmd", "GetAudioSources"), _empty(TMD.GetAudioSourcesResponse)),

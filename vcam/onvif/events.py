@@ -45,7 +45,7 @@ from vcam.onvif import faults
 from vcam.onvif.faults import RECEIVER, SoapFault
 from vcam.onvif.model import DeviceModel
 from vcam.onvif.service import OnvifDispatcher, OnvifRequest, arg_text
-from vcam.onvif.soap import TEV, TT, WSA_E, WSNT, AccessClass, Element, qname
+from vcam.onvif.soap import SERVICE_CAPABILITIES, TEV, TT, WSA_E, WSNT, AccessClass, Element, qname
 
 EVENTS_VERSION = (24, 12)  # the event.wsdl served from wsdl/
 EVENTS_PATH = "/onvif/events_service"
@@ -53,9 +53,6 @@ SUBSCRIPTION_PATH = "/onvif/subscription/"  # + id; vcam/web/server.py routes it
 TOPIC_NAMESPACE_LOCATION = "http://www.onvif.org/onvif/ver10/topics/topicns.xml"
 SCHEMA_LOCATION = "http://www.onvif.org/onvif/ver10/schema/onvif.xsd"
 LIMITS = Limits()
-# The Core spec makes the Event service's GetServiceCapabilities PRE_AUTH. Kept at READ_MEDIA
-# until tests/test_onvif_http.py's PREAUTH set lists it too (both change together).
-CAPABILITIES_ACCESS = AccessClass.READ_MEDIA
 _XSI_NIL = "{http://www.w3.org/2001/XMLSchema-instance}nil"
 
 
@@ -340,14 +337,14 @@ class EventService:
 
 
 def register_events(dispatcher: OnvifDispatcher, service: EventService | None = None) -> None:
-    """Registers the Event service: every operation READ_MEDIA (Core spec), see
-    CAPABILITIES_ACCESS for GetServiceCapabilities."""
+    """Registers the Event service: every operation READ_MEDIA (Core spec) but
+    GetServiceCapabilities."""
     svc = service or EventService()
     read = AccessClass.READ_MEDIA
     dispatcher.register(
         qname("tev", "GetServiceCapabilities"),
         svc.get_service_capabilities,
-        access=CAPABILITIES_ACCESS,
+        access=SERVICE_CAPABILITIES,
     )
     for prefix, name, handler in (
         ("tev", "GetEventProperties", svc.get_event_properties),

@@ -23,7 +23,7 @@ from vcam.onvif import faults
 from vcam.onvif.faults import RECEIVER, SoapFault
 from vcam.onvif.model import DeviceModel
 from vcam.onvif.service import Handler, OnvifDispatcher, OnvifRequest, arg_text
-from vcam.onvif.soap import TIMG, TT, AccessClass, Element, qname
+from vcam.onvif.soap import SERVICE_CAPABILITIES, TIMG, TT, AccessClass, Element, qname
 
 IMAGING_VERSION = (19, 6)  # the imaging.wsdl served from wsdl/
 RANGE = (0.0, 100.0)  # tt:FloatRange of each adjustment; ImagingSettings checks the same
@@ -173,7 +173,7 @@ def register_imaging(dispatcher: OnvifDispatcher) -> None:
     classes)."""
     read, actuate = AccessClass.READ_MEDIA, AccessClass.ACTUATE
     ops: tuple[tuple[str, Handler, AccessClass], ...] = (
-        ("GetServiceCapabilities", get_service_capabilities, read),
+        ("GetServiceCapabilities", get_service_capabilities, SERVICE_CAPABILITIES),
         ("GetImagingSettings", get_imaging_settings, read),
         ("GetOptions", get_options, read),
         ("SetImagingSettings", set_imaging_settings, actuate),

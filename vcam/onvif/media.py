@@ -29,7 +29,7 @@ from vcam.onvif import faults
 from vcam.onvif.faults import RECEIVER, SoapFault
 from vcam.onvif.model import DeviceModel, StreamInfo
 from vcam.onvif.service import Handler, OnvifDispatcher, OnvifRequest, arg_text, xs_bool
-from vcam.onvif.soap import TRT, TT, AccessClass, Element, qname
+from vcam.onvif.soap import SERVICE_CAPABILITIES, TRT, TT, AccessClass, Element, qname
 
 MEDIA_VERSION = (21, 6)  # the media.wsdl served from wsdl/
 QUALITY = 5  # fixed: the encoders run at a bitrate, Quality is informative
@@ -587,8 +587,12 @@ def _attr_token(body: Element) -> str:
 
 def register_media(dispatcher: OnvifDispatcher) -> None:
     """Registers the Media (ver10) operations: reads are READ_MEDIA, changes ACTUATE."""
+    dispatcher.register(
+        qname("trt", "GetServiceCapabilities"),
+        get_service_capabilities,
+        access=SERVICE_CAPABILITIES,
+    )
     reads: tuple[tuple[str, Handler], ...] = (
-        ("GetServiceCapabilities", get_service_capabilities),
         ("GetProfiles", get_profiles),
         ("GetProfile", get_profile),
         ("GetVideoSources", get_video_sources),

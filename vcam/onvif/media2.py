@@ -45,7 +45,7 @@ from vcam.onvif.faults import SoapFault
 from vcam.onvif.media import change  # the store's refusals as faults, as Media does
 from vcam.onvif.model import DeviceModel, StreamInfo
 from vcam.onvif.service import Handler, OnvifDispatcher, OnvifRequest, arg_text, xs_bool
-from vcam.onvif.soap import TR2, TT, AccessClass, Element, qname
+from vcam.onvif.soap import SERVICE_CAPABILITIES, TR2, TT, AccessClass, Element, qname
 
 MEDIA2_VERSION = (26, 6)  # the ver20 media.wsdl served from wsdl/
 QUALITY = 5.0  # the encoders run at a bitrate; Quality is informative and fixed
@@ -890,10 +890,13 @@ def delete_mask(req: OnvifRequest) -> list[Element]:
 
 def register_media2(dispatcher: OnvifDispatcher) -> None:
     """Registers the Media2 operations: reads READ_MEDIA, changes ACTUATE (Media2 spec access
-    classes; GetServiceCapabilities stays READ_MEDIA like Media1's, as the Core spec's pre-auth
-    list names only the Device and Event services)."""
+    classes)."""
+    dispatcher.register(
+        qname("tr2", "GetServiceCapabilities"),
+        get_service_capabilities,
+        access=SERVICE_CAPABILITIES,
+    )
     reads: tuple[tuple[str, Handler], ...] = (
-        ("GetServiceCapabilities", get_service_capabilities),
         ("GetProfiles", get_profiles),
         ("GetVideoSourceConfigurations", get_video_source_configurations),
         ("GetVideoSourceConfigurationOptions", get_video_source_configuration_options),

@@ -298,6 +298,9 @@ class AccessClass(StrEnum):
 
 
 _A = AccessClass
+# Every service's GetServiceCapabilities is PRE_AUTH (the Core spec and each service spec):
+# GetServices(IncludeCapability), itself pre-auth, already sends the same elements.
+SERVICE_CAPABILITIES = AccessClass.PRE_AUTH
 # The Core spec's default access policy; None is the anonymous user.
 POLICY: dict[UserLevel | None, frozenset[AccessClass]] = {
     UserLevel.ADMINISTRATOR: frozenset(AccessClass),
