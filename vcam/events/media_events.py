@@ -1,14 +1,19 @@
-"""tns1:Media/ProfileChanged and tns1:Media/ConfigurationChanged, from the media settings store.
+"""tns1:Media/ProfileChanged and tns1:Media/ConfigurationChanged, from the settings stores.
 
 VMSs that cache profiles (Milestone, NVRs) re-read them when these arrive. One message per
 profile or configuration that changed between two revisions of the store (created, filled in,
 renamed, deleted; an encoder's settings; a mask), never for a change that left it as it was.
+The analytics configuration (Type "Analytics", tr2:ConfigurationEnumeration) changes with its
+rules and with the masking that its vcam:PrivacyMasking module holds (mode, style, thresholds).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
+from vcam.analytics.engine import Tokens
+from vcam.analytics.rules import RuleSet
+from vcam.analytics.store import AnalyticsRuleStore
 from vcam.events.broker import EventBroker
 from vcam.events.message import EventMessage, TopicInfo
 from vcam.media_settings import MediaSettings, MediaSettingsStore
@@ -23,6 +28,7 @@ CONFIGURATION_CHANGED = TopicInfo(
     (("Token", "tt:ReferenceToken"), ("Type", "xs:string")),
 )
 MEDIA_TOPICS = (PROFILE_CHANGED, CONFIGURATION_CHANGED)
+ANALYTICS_CONFIG = Tokens().analytics_config  # the one analytics configuration
 
 
 def media_changes(before: MediaSettings, after: MediaSettings) -> list[EventMessage]:
@@ -42,6 +48,8 @@ def media_changes(before: MediaSettings, after: MediaSettings) -> list[EventMess
     for token in sorted(old_masks.keys() | new_masks.keys()):
         if old_masks.get(token) != new_masks.get(token):
             messages.append(_configuration(token, "Mask"))
+    if before.privacy != after.privacy:
+        messages.append(_configuration(ANALYTICS_CONFIG, "Analytics"))
     return messages
 
 
@@ -59,5 +67,19 @@ def publish_media_changes(store: MediaSettingsStore, broker: EventBroker) -> Cal
         before, last[0] = last[0], settings
         for msg in media_changes(before, settings):
             broker.publish(msg)
+
+    return store.subscribe(changed)
+
+
+def publish_rule_changes(store: AnalyticsRuleStore, broker: EventBroker) -> Callable[[], None]:
+    """Publishes a ConfigurationChanged for the analytics configuration whenever its rules
+    change from now on; returns a function that stops it."""
+    broker.declare(CONFIGURATION_CHANGED)
+    last = [store.settings.rules]
+
+    def changed(rules: RuleSet) -> None:
+        if rules.rules != last[0]:
+            last[0] = rules.rules
+            broker.publish(_configuration(ANALYTICS_CONFIG, "Analytics"))
 
     return store.subscribe(changed)
