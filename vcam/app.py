@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vcam import MODELS_DIR
+from vcam.analytics.counters import COUNTERS_FILE
 from vcam.analytics.engine import AnalyticsEngine
 from vcam.analytics.metadata import MetadataSink
 from vcam.analytics.store import AnalyticsRuleStore, configured_rules
@@ -132,9 +133,11 @@ class Camera:
             if rules is not None
             else AnalyticsRuleStore.load(None, configured_rules(cfg.analytics))
         )
-        # Built once, not per pipeline run: counters and states survive a restart.
+        # Built once, not per pipeline run: counters and states survive a restart. With the
+        # rules kept in the data directory, the counts are kept beside them (a process restart).
+        counters = self.rules.path.with_name(COUNTERS_FILE) if self.rules.path else None
         self.analytics = (
-            AnalyticsEngine(self.events, self.rules, cfg.analytics)
+            AnalyticsEngine(self.events, self.rules, cfg.analytics, counters=counters)
             if cfg.analytics.enabled
             else None
         )

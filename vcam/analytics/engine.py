@@ -9,6 +9,8 @@ leaves and no timer restarts because of them.
 
 The rules come from an `AnalyticsRuleStore`; the engine follows it live: a change made by the
 ONVIF service or the web page (any thread) takes effect, with its messages, at once.
+With a counters file the counting rules' counts outlive the run (vcam.analytics.counters): the
+rules go on from the kept counts at the start, so the first Initialized already carries them.
 An error inside the engine is logged and counted, never raised into the gate thread (that would
 stop the camera).
 """
@@ -21,11 +23,13 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 
+from vcam.analytics.counters import CounterKeeper, Snapshot
 from vcam.analytics.motion import MotionDetector
 from vcam.analytics.objects import ObjectLayer
 from vcam.analytics.rules import RuleSet
-from vcam.analytics.runtime import RuleRuntime, RuleStatus, Step, make_runtime
+from vcam.analytics.runtime import Counts, RuleRuntime, RuleStatus, Step, make_runtime
 from vcam.analytics.topics import (
     ALL_TOPICS,
     CELL_MOTION,
@@ -104,8 +108,10 @@ class AnalyticsEngine:
         *,
         tokens: Tokens | None = None,
         clock: Callable[[], datetime] = _local_now,
+        counters: Path | None = None,
     ) -> None:
-        """`clock`: aware local time (reset times of day, message times)."""
+        """`clock`: aware local time (reset times of day, message times); `counters`: where
+        the counting rules' counts are kept across restarts (None: in memory only)."""
         self.cfg = cfg if cfg is not None else AnalyticsConfig()
         self.broker = broker
         self.tokens = tokens if tokens is not None else Tokens()
@@ -118,6 +124,8 @@ class AnalyticsEngine:
             else None
         )
         self._runtimes: dict[str, RuleRuntime] = {}
+        self._keeper = CounterKeeper(counters) if counters is not None else None
+        self._counts: dict[str, Counts] = {}  # what the keeper was handed last
         self._sent: dict[str, tuple[Items, int]] = {}  # rule -> last property data, its pts
         self._presence: dict[ObjectClass, bool] = {}
         self._classes_present = ""
@@ -128,7 +136,10 @@ class AnalyticsEngine:
         self._cost_ns = 0
         for info in self.topics():
             broker.declare(info)
-        utc = self._utc()
+        local = self._clock()
+        utc = local.astimezone(UTC)
+        rules = store.settings
+        kept = self._keeper.restorable(rules.rules, local) if self._keeper is not None else {}
         with self._lock:
             if self._motion is not None:
                 self._send_motion(False, PropertyOperation.INITIALIZED, utc)
@@ -145,7 +156,7 @@ class AnalyticsEngine:
                         PropertyOperation.INITIALIZED,
                         utc,
                     )
-            self._apply(store.settings, utc)
+            self._apply(rules, local, kept)
         self._unsubscribe = store.subscribe(self._on_rules)
 
     def topics(self) -> list[TopicInfo]:
@@ -164,8 +175,13 @@ class AnalyticsEngine:
         return out
 
     def close(self) -> None:
-        """Stops following the rule store."""
+        """Stops following the rule store; writes the counts a last time (after the frames)."""
         self._unsubscribe()
+        if self._keeper is not None:
+            with self._lock:
+                self._counts = self._current_counts()
+                snapshot = self._counts_snapshot()
+            self._keeper.close(snapshot, self._clock())
 
     # -- frames (gate thread) -----------------------------------------------------------------
 
@@ -201,6 +217,7 @@ class AnalyticsEngine:
             for data in rt.step(step):
                 self._send(rt.topic, self._rule_source(name), data, None, utc)
             self._report(name, rt, f.pts_us, utc)
+        self._keep_counts(local)
         if self.cfg.object_events:
             self._presence_step(utc)
 
@@ -250,13 +267,17 @@ class AnalyticsEngine:
     # -- rules (any thread) -------------------------------------------------------------------
 
     def _on_rules(self, rules: RuleSet) -> None:
-        utc = self._utc()
+        local = self._clock()
         with self._lock:
-            self._apply(rules, utc)
+            self._apply(rules, local)
 
-    def _apply(self, rules: RuleSet, utc: datetime) -> None:
+    def _apply(
+        self, rules: RuleSet, local: datetime, kept: dict[str, Counts] | None = None
+    ) -> None:
         """Follow a new rule set: a deleted or modified rule sends Deleted (its last data), a
-        new or modified one starts from scratch and sends Initialized."""
+        new or modified one starts from scratch (from its `kept` counts, at the start) and
+        sends Initialized."""
+        utc = local.astimezone(UTC)
         wanted = {r.name: r for r in rules.rules}
         for name, rt in list(self._runtimes.items()):
             if wanted.get(name) != rt.rule:
@@ -269,6 +290,11 @@ class AnalyticsEngine:
             if name in self._runtimes:
                 continue
             rt = make_runtime(rule)
+            restored = kept.get(name) if kept else None
+            if restored is not None:
+                rt.restore(restored)
+            else:
+                rt.reset(local)  # counting from now
             self._runtimes[name] = rt
             data = rt.state(utc)
             if data is not None:
@@ -276,15 +302,34 @@ class AnalyticsEngine:
                 self._send(
                     rt.topic, self._rule_source(name), data, PropertyOperation.INITIALIZED, utc
                 )
+        self._keep_counts(local)  # deleted rules leave the file
 
     def reset_counters(self, names: Iterable[str] | None = None) -> None:
         """Counting rules (all, or those named) back to zero now."""
-        utc = self._utc()
+        local = self._clock()
+        utc = local.astimezone(UTC)
         with self._lock:
             for name, rt in self._runtimes.items():
                 if names is None or name in names:
-                    rt.reset()
+                    rt.reset(local)
                     self._report(name, rt, self._pts_us, utc, force=True)
+            self._keep_counts(local)
+
+    def _keep_counts(self, local: datetime) -> None:
+        """Hands the keeper the counting rules' counts when they changed (lock held): a
+        reference swap, the disk is its thread's business."""
+        if self._keeper is None:
+            return
+        counts = self._current_counts()
+        if counts != self._counts:
+            self._counts = counts
+            self._keeper.update(self._counts_snapshot(), local)
+
+    def _current_counts(self) -> dict[str, Counts]:
+        return {n: c for n, rt in self._runtimes.items() if (c := rt.counts()) is not None}
+
+    def _counts_snapshot(self) -> Snapshot:
+        return {n: (self._runtimes[n].rule, c) for n, c in self._counts.items()}
 
     # -- reading ------------------------------------------------------------------------------
 

@@ -82,6 +82,18 @@ class RuleStatus:
     average_wait_s: float | None = None
 
 
+@dataclass(frozen=True)
+class Counts:
+    """What a counting rule's Count depends on, kept across restarts (vcam.analytics.counters):
+    crossings each way and the barrier occupancy since `since`, the last reset (aware local
+    time). A field occupancy is who is inside now: nothing of it outlives the run."""
+
+    entered: int = 0
+    exited: int = 0
+    level: int = 0  # OccupancyCounting across a barrier: in - out, floored at zero
+    since: datetime | None = None
+
+
 def _band(obj: AnalyticsObject) -> float:
     return max(_MIN_BAND, _BAND * obj.size)
 
@@ -193,8 +205,15 @@ class RuleRuntime:
     def status(self) -> RuleStatus:
         return RuleStatus(self.rule.name, self.rule.KIND)
 
-    def reset(self) -> None:
-        """Counters back to zero (counting rules)."""
+    def reset(self, at: datetime) -> None:
+        """Counters back to zero (counting rules); `at`: when, aware local time."""
+
+    def counts(self) -> Counts | None:
+        """What a restart keeps (counting rules; None for the others)."""
+        return None
+
+    def restore(self, counts: Counts) -> None:
+        """Go on from `counts` kept by an earlier run (counting rules)."""
 
 
 class LineDetectorRuntime(RuleRuntime):
@@ -233,17 +252,25 @@ class _CountingRuntime(RuleRuntime):
         self._next_reset: datetime | None = None
         self.entered = 0
         self.exited = 0
+        self.since: datetime | None = None  # the last reset; the engine sets the first
 
     def _maybe_reset(self, local: datetime) -> None:
         if not self.reset_times:
             return
         if self._next_reset is not None and local >= self._next_reset:
-            self.reset()
+            self.reset(self._next_reset)
         if self._next_reset is None or local >= self._next_reset:
             self._next_reset = next_reset(local, self.reset_times)
 
-    def reset(self) -> None:
+    def reset(self, at: datetime) -> None:
         self.entered = self.exited = 0
+        self.since = at
+
+    def counts(self) -> Counts:
+        return Counts(self.entered, self.exited, 0, self.since)
+
+    def restore(self, counts: Counts) -> None:
+        self.entered, self.exited, self.since = counts.entered, counts.exited, counts.since
 
 
 def next_reset(after: datetime, times: Sequence[time]) -> datetime:
@@ -322,9 +349,16 @@ class OccupancyRuntime(_CountingRuntime):
                 self.crossings.forget(obj.oid)
         return []
 
-    def reset(self) -> None:
-        super().reset()
+    def reset(self, at: datetime) -> None:
+        super().reset(at)
         self.level = 0
+
+    def counts(self) -> Counts:
+        return Counts(self.entered, self.exited, self.level, self.since)
+
+    def restore(self, counts: Counts) -> None:
+        super().restore(counts)
+        self.level = counts.level
 
     @property
     def count(self) -> int:
