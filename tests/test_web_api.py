@@ -301,6 +301,44 @@ def test_masks_round_trip_through_media2(server: Server) -> None:
     assert admin.send("DELETE", f"/api/masks/{token}").status == 404
 
 
+def test_mask_changes_in_place(server: Server) -> None:
+    admin = logged_in(server.port)
+    square = [[0.1, 0.1], [0.4, 0.1], [0.4, 0.4], [0.1, 0.4]]
+    created = admin.send("POST", "/api/masks", {"polygon": square, "color": [255, 0, 255]})
+    token = created.json()["token"]
+    path = f"/api/masks/{token}"
+    moved = [[0.5, 0.5], [0.9, 0.5], [0.7, 0.9]]
+    changed = admin.send("PUT", path, {"polygon": moved})
+    assert changed.status == 200, changed.body
+    # Same token, new polygon; what the body left out (colour, enabled) stays.
+    want = {"token": token, "polygon": moved, "kind": "Color", "color": [255, 0, 255]}
+    assert changed.json() == {**want, "enabled": True}
+    assert admin.send("GET", "/api/masks").json()["masks"] == [{**want, "enabled": True}]
+    # ONVIF (Media2 GetMasks) sees the change under the same token.
+    masks = list(soap(server.port, "/onvif/media2_service", "<tr2:GetMasks/>"))
+    assert [m.get("token") for m in masks] == [token]
+    xs = sorted(float(p.get("x", "nan")) for p in masks[0].iter(f"{{{NSMAP['tt']}}}Point"))
+    assert xs == pytest.approx([0.0, 0.4, 0.8])  # 0.5, 0.7, 0.9 in ONVIF's [-1, 1] frame
+    assert admin.send("PUT", path, {"enabled": False}).json() == {**want, "enabled": False}
+
+    # Errors as for POST, each naming what is wrong; the mask stays as it was.
+    unknown = admin.send("PUT", "/api/masks/mask_999", {"polygon": moved})
+    assert unknown.status == 404 and "mask_999" in unknown.json()["error"]
+    bad = admin.send("PUT", path, {"polygon": [[0.1, 0.1], "x"]})
+    assert bad.status == 400 and "polygon" in bad.json()["error"]
+    outside = admin.send("PUT", path, {"polygon": [[0, 0], [2, 0], [0, 1]]})
+    assert outside.status == 400 and "outside" in outside.json()["error"]
+    assert admin.send("PUT", path, {"token": "mask_2"}).status == 400
+    viewer = logged_in(server.port, VIEWER)
+    refused = viewer.send("PUT", path, {"polygon": square})
+    assert refused.status == 403 and "Administrator" in refused.json()["error"]
+    no_csrf = admin.send("PUT", path, {"polygon": square}, csrf="")
+    assert no_csrf.status == 403 and "X-CSRF-Token" in no_csrf.json()["error"]
+    assert Browser(server.port).send("PUT", path, {"polygon": square}).status == 401
+    assert admin.send("GET", "/api/masks").json()["masks"] == [{**want, "enabled": False}]
+    assert admin.send("DELETE", path).status == 200
+
+
 def test_imaging_round_trip(server: Server) -> None:
     admin = logged_in(server.port)
     reply = admin.send("PUT", "/api/imaging", {"brightness": 70})

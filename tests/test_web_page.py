@@ -93,6 +93,7 @@ def test_page_logs_in_plays_and_draws_a_line(camera: int, tmp_path: Path) -> Non
             page.select_option("#rule-type", "LineDetector")
             page.fill("#rule-name", "browser-line")
             page.click("#draw-rule")
+            page.evaluate("window.scrollTo(0, 0)")  # the click scrolled down to the button
             box = page.locator("#overlay").bounding_box()
             assert box is not None
             x0, y0, w, h = box["x"], box["y"], box["width"], box["height"]

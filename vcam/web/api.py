@@ -11,6 +11,8 @@ GET/PUT /api/privacy            {"mode", "style", "face_threshold", "person_thre
                                    lists "modes" and "styles" to choose from and "zone_style")
 GET  /api/masks                 -> {"masks": [{"token", "polygon", "kind", "color", "enabled"}]}
 POST /api/masks {"polygon": [[x, y], ...], "kind"?, "color"?, "enabled"?} -> 201 {"token"}
+PUT  /api/masks/{token} {the same fields, each optional: left out keeps its value} -> the mask
+                                   (same token, so Media2 GetMasks shows the change in place)
 DELETE /api/masks/{token}
 GET  /api/rules                 -> {"rules": [rule JSON as vcam/analytics/rules.py writes it]}
 POST /api/rules {rule JSON}     -> 201;  PUT /api/rules/{name} {rule JSON};  DELETE likewise
@@ -57,10 +59,15 @@ def _number(value: Any, what: str) -> float:
     return float(value)
 
 
-def _mask(token: str, body: dict[str, Any]) -> MaskSettings:
+def _mask(token: str, body: dict[str, Any], old: MaskSettings | None = None) -> MaskSettings:
+    """The mask `body` describes; for a change of `old`, what the body leaves out stays (a
+    redrawn polygon keeps its colour). A JSON 400 naming the field for anything invalid."""
     unknown = set(body) - {"polygon", "kind", "color", "enabled"}
     if unknown:
         json_error(400, f"unknown mask field {sorted(unknown)[0]!r}")
+    if old is not None:
+        kept = {"polygon": [list(p) for p in old.polygon], "kind": old.kind}
+        body = {**kept, "color": list(old.color), "enabled": old.enabled, **body}
     points = body.get("polygon")
     if not isinstance(points, list) or not all(isinstance(p, list) and len(p) == 2 for p in points):
         json_error(400, "polygon must be a list of [x, y] points")
@@ -153,6 +160,24 @@ class PageApi:
         self._change_media(edit)
         return ok({"token": created[-1]}, status=201)
 
+    async def modify_mask(self, request: web.Request) -> web.Response:
+        """Changes a mask in place: its token (what ONVIF clients hold) stays."""
+        require(request, ADMIN)
+        token = request.match_info["token"]
+        body = await read_object(request)
+        changed: list[MaskSettings] = []
+
+        def edit(settings: MediaSettings) -> MediaSettings:
+            old = settings.mask(token)
+            if old is None:
+                json_error(404, f"no mask {token!r}")
+            changed.append(_mask(token, body, old))
+            masks = tuple(changed[-1] if m.token == token else m for m in settings.masks)
+            return dataclasses.replace(settings, masks=masks)
+
+        self._change_media(edit)
+        return ok(dataclasses.asdict(changed[-1]))
+
     async def delete_mask(self, request: web.Request) -> web.Response:
         require(request, ADMIN)
         token = request.match_info["token"]
@@ -244,6 +269,7 @@ def register_api(app: web.Application, server: WebServer) -> None:
     r.add_put("/api/privacy", api.set_privacy)
     r.add_get("/api/masks", api.masks)
     r.add_post("/api/masks", api.create_mask)
+    r.add_put("/api/masks/{token}", api.modify_mask)
     r.add_delete("/api/masks/{token}", api.delete_mask)
     r.add_get("/api/rules", api.rules)
     r.add_post("/api/rules", api.create_rule)

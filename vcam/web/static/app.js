@@ -7,7 +7,7 @@
 const $ = (id) => document.getElementById(id);
 const state = {
   user: null, csrf: "", masks: [], rules: [], boxes: [], boxesAt: 0,
-  drawing: null, lastEvent: 0, pc: null, peerId: "", size: [16, 9], timers: [],
+  drawing: null, selected: null, lastEvent: 0, pc: null, peerId: "", size: [16, 9], timers: [],
 };
 
 // -- API ------------------------------------------------------------------------------------
@@ -271,22 +271,28 @@ function draw() {
     pts.forEach(([x, y], i) => (i ? ctx.lineTo(x * w, y * h) : ctx.moveTo(x * w, y * h)));
     if (close) ctx.closePath();
   };
-  ctx.lineWidth = 2;
+  // The item selected for editing stands out: white and thicker.
+  const stroke = (selected, colour) => {
+    ctx.lineWidth = selected ? 4 : 2;
+    ctx.strokeStyle = selected ? "#fff" : colour;
+    ctx.stroke();
+  };
   for (const m of state.masks) {
     path(m.polygon, true);
     ctx.fillStyle = "rgba(255, 80, 80, 0.25)"; ctx.fill();
-    ctx.strokeStyle = "#ff5050"; ctx.stroke();
+    stroke(isSelected("mask", m.token), "#ff5050");
   }
   ctx.font = "12px system-ui, sans-serif";
   for (const r of state.rules) {
-    const line = r.segments && r.segments.length && !(r.field && r.field.length);
-    const pts = line ? r.segments : r.field || [];
+    const key = ruleGeometry(r);
+    const pts = r[key] || [];
     if (!pts.length) continue;
-    path(pts, !line);
-    ctx.strokeStyle = line ? "#ffd000" : "#00d0ff"; ctx.stroke();
+    path(pts, key === "field");
+    stroke(isSelected("rule", r.name), key === "segments" ? "#ffd000" : "#00d0ff");
     ctx.fillStyle = ctx.strokeStyle;
     ctx.fillText(r.name, pts[0][0] * w + 4, pts[0][1] * h - 4);
   }
+  ctx.lineWidth = 2;
   if (performance.now() - state.boxesAt < 2000) {
     for (const o of state.boxes) {
       const [x1, y1, x2, y2] = o.box;
@@ -314,10 +320,19 @@ function pointOf(ev) {
   return [clamp((ev.clientX - rect.left) / rect.width), clamp((ev.clientY - rect.top) / rect.height)];
 }
 
-function beginDrawing(kind, target) {
-  state.drawing = { kind, target, points: [] };
+// Which geometry a rule has: "segments" (a line) or "field" (a zone). OccupancyCounting holds
+// both keys, one of them empty; a LoiteringDetector's empty field is the whole picture.
+function ruleGeometry(rule) {
+  const has = (k) => Array.isArray(rule[k]) && rule[k].length > 0;
+  return has("segments") && !has("field") ? "segments" : "field";
+}
+
+// `edit`: the token or name of the mask or rule whose geometry the drawing replaces.
+function beginDrawing(kind, target, edit) {
+  state.drawing = { kind, target, edit, points: [] };
   const what = kind === "line" ? "a line (two points or more)" : "a zone (three points or more)";
-  $("draw-help").textContent = `Drawing ${what}: click points, double-click to finish, Escape to cancel.`;
+  const verb = edit === undefined ? "Drawing" : `Redrawing ${edit} as`;
+  $("draw-help").textContent = `${verb} ${what}: click points, double-click to finish, Escape to cancel.`;
 }
 
 canvas.addEventListener("click", (ev) => {
@@ -348,6 +363,7 @@ async function finishDrawing() {
   const need = d.kind === "line" ? 2 : 3;
   if (d.points.length < need) { report(new Error(`a ${d.kind} needs at least ${need} points`)); return; }
   const pts = round(d.points);
+  if (d.edit !== undefined) { await saveGeometry(d, pts); return; }
   if (d.target === "mask") {
     if (await change("POST", "/api/masks", { polygon: pts })) await loadMasks();
     return;
@@ -361,6 +377,19 @@ async function finishDrawing() {
   if (await change("POST", "/api/rules", rule)) { $("rule-name").value = ""; await loadRules(); }
 }
 
+// A redrawn mask keeps its token and colour, a redrawn rule its name and settings (PUT sends
+// the stored rule with the new geometry; the server keeps what a mask's PUT leaves out).
+async function saveGeometry(d, pts) {
+  const enc = encodeURIComponent(d.edit);
+  if (d.target === "mask") {
+    if (await change("PUT", `/api/masks/${enc}`, { polygon: pts })) await loadMasks();
+    return;
+  }
+  const rule = state.rules.find((r) => r.name === d.edit);
+  if (!rule) { report(new Error(`rule ${d.edit} is gone`)); return; }
+  if (await change("PUT", `/api/rules/${enc}`, { ...rule, [ruleGeometry(rule)]: pts })) await loadRules();
+}
+
 $("draw-mask").addEventListener("click", () => beginDrawing("zone", "mask"));
 $("draw-rule").addEventListener("click", () => {
   const line = $("rule-type").value.startsWith("Line");
@@ -369,12 +398,26 @@ $("draw-rule").addEventListener("click", () => {
 
 // -- settings lists -------------------------------------------------------------------------
 
-function listWithDelete(ul, items, label, onDelete) {
+const isAdmin = () => Boolean(state.user && state.user.level === "Administrator");
+
+// A list with a Delete button per item for administrators. With `select` ({kind, key}) an
+// item's label is a button that selects it for editing (see showEditors).
+function listWithDelete(ul, items, label, onDelete, select) {
   ul.replaceChildren();
-  const admin = state.user && state.user.level === "Administrator";
+  const admin = isAdmin();
   for (const item of items) {
     const li = document.createElement("li");
-    li.textContent = label(item);
+    if (admin && select) {
+      const key = select.key(item);
+      li.dataset.key = key;
+      const pick = document.createElement("button");
+      pick.type = "button"; pick.className = "item"; pick.textContent = label(item);
+      pick.title = "Select to redraw or edit";
+      pick.addEventListener("click", () => selectItem(select.kind, key));
+      li.append(pick);
+    } else {
+      li.textContent = label(item);
+    }
     if (admin) {
       const b = document.createElement("button");
       b.type = "button"; b.className = "small"; b.textContent = "Delete";
@@ -389,14 +432,133 @@ async function loadMasks() {
   try { state.masks = (await api("GET", "/api/masks")).masks; } catch (_) { return; }
   listWithDelete($("masks"), state.masks, (m) => `${m.token}: ${m.polygon.length} points`, async (m) => {
     if (await change("DELETE", `/api/masks/${encodeURIComponent(m.token)}`)) await loadMasks();
-  });
+  }, { kind: "mask", key: (m) => m.token });
+  showEditors();
 }
 
 async function loadRules() {
   try { state.rules = (await api("GET", "/api/rules")).rules; } catch (_) { return; }
   listWithDelete($("rules"), state.rules, (r) => `${r.name} (${r.type})`, async (r) => {
     if (await change("DELETE", `/api/rules/${encodeURIComponent(r.name)}`)) await loadRules();
-  });
+  }, { kind: "rule", key: (r) => r.name });
+  showEditors();
+}
+
+// -- editing a mask or rule in place --------------------------------------------------------
+// The selected item ({kind: "mask" | "rule", key: token or name}) is highlighted in its list
+// and on the overlay; its editor offers Redraw (new geometry, same token or name) and, for a
+// rule, a form with the settings its type has. The lists reload from the server after every
+// change, so the editor always shows what the camera holds.
+
+const isSelected = (kind, key) => Boolean(state.selected && state.selected.kind === kind && state.selected.key === key);
+const selectedMask = () => state.masks.find((m) => isSelected("mask", m.token));
+const selectedRule = () => state.rules.find((r) => isSelected("rule", r.name));
+
+function selectItem(kind, key) {
+  state.selected = isSelected(kind, key) ? null : { kind, key }; // a second click deselects
+  state.drawing = null;
+  $("draw-help").textContent = "";
+  showEditors();
+}
+
+function showEditors() {
+  if (state.selected && !selectedMask() && !selectedRule()) state.selected = null; // deleted
+  for (const li of document.querySelectorAll("#masks li, #rules li")) {
+    const kind = li.parentElement.id === "masks" ? "mask" : "rule";
+    li.classList.toggle("selected", isSelected(kind, li.dataset.key));
+  }
+  const mask = selectedMask();
+  $("mask-edit").hidden = !mask;
+  if (mask) $("mask-edit-title").textContent = `Editing ${mask.token}`;
+  const rule = selectedRule();
+  $("rule-edit").hidden = !rule;
+  if (rule) showRuleForm(rule);
+}
+
+// What each rule setting is called on the page; the rule's own JSON says which it has.
+const RULE_SETTINGS = {
+  direction: "Direction of crossing", classes: "Objects", report_interval_s: "Report interval (s)",
+  reset_times: "Reset at (HH:MM, comma-separated)", time_threshold_s: "Loitering after (s)",
+  min_wait_s: "Shortest wait counted (s)",
+};
+const DIRECTIONS = ["Any", "Left", "Right"];
+const OBJECT_CLASSES = ["Human", "HumanFace"]; // tt:ObjectType names the rules accept
+
+function showRuleForm(rule) {
+  $("rule-edit-title").textContent = `Editing ${rule.name} (${rule.type})`;
+  const fields = [];
+  for (const [key, value] of Object.entries(rule)) {
+    if (!(key in RULE_SETTINGS)) continue; // type, name (the key), geometry (Redraw)
+    if (key === "classes") {
+      const set = document.createElement("fieldset");
+      const legend = document.createElement("legend");
+      legend.textContent = RULE_SETTINGS[key];
+      set.append(legend);
+      for (const c of new Set([...OBJECT_CLASSES, ...value])) {
+        const label = document.createElement("label");
+        const box = Object.assign(document.createElement("input"),
+          { type: "checkbox", name: "classes", value: c, checked: value.includes(c) });
+        label.append(box, ` ${c}`);
+        set.append(label);
+      }
+      fields.push(set);
+      continue;
+    }
+    let input;
+    if (key === "direction") {
+      input = document.createElement("select");
+      for (const d of DIRECTIONS) input.append(new Option(d, d, false, d === value));
+    } else if (key === "reset_times") {
+      input = Object.assign(document.createElement("input"), { value: value.join(", ") });
+    } else {
+      input = Object.assign(document.createElement("input"),
+        { type: "number", min: "0", step: "any", value: String(value) });
+    }
+    input.id = `rule-edit-${key}`;
+    const label = document.createElement("label");
+    label.append(RULE_SETTINGS[key], input);
+    fields.push(label);
+  }
+  $("rule-edit-fields").replaceChildren(...fields);
+}
+
+// The stored rule with the form's settings: name and geometry stay as they are.
+function ruleFromForm(rule) {
+  const out = { ...rule };
+  for (const key of Object.keys(rule)) {
+    if (!(key in RULE_SETTINGS)) continue;
+    if (key === "classes") {
+      out.classes = [...document.querySelectorAll("#rule-edit-fields input[name=classes]:checked")]
+        .map((box) => box.value);
+      continue;
+    }
+    const input = $(`rule-edit-${key}`);
+    if (key === "direction") out.direction = input.value;
+    else if (key === "reset_times") out.reset_times = input.value.split(",").map((t) => t.trim()).filter(Boolean);
+    else out[key] = input.valueAsNumber; // an empty field is NaN, sent as null: the server says why
+  }
+  return out;
+}
+
+$("rule-edit").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  const rule = selectedRule();
+  if (!rule) return;
+  if (await change("PUT", `/api/rules/${encodeURIComponent(rule.name)}`, ruleFromForm(rule))) await loadRules();
+});
+
+$("rule-redraw").addEventListener("click", () => {
+  const rule = selectedRule();
+  if (rule) beginDrawing(ruleGeometry(rule) === "segments" ? "line" : "zone", "rule", rule.name);
+});
+
+$("mask-redraw").addEventListener("click", () => {
+  const mask = selectedMask();
+  if (mask) beginDrawing("zone", "mask", mask.token);
+});
+
+for (const id of ["mask-edit-done", "rule-edit-done"]) {
+  $(id).addEventListener("click", () => { state.selected = null; state.drawing = null; showEditors(); });
 }
 
 async function loadSettings() {
