@@ -118,7 +118,7 @@ def test_a_rule_modified_live_starts_from_zero_and_stays_there(tmp_path: Path) -
     first = Run(path, [LINE, BARRIER], START)
     first.crossings()
     moved = rule_from_json({**LINE, "segments": [[0.6, 0.0], [0.6, 1.0]]})
-    first.store.modify([moved])  # ONVIF ModifyRules, the page: as today, from zero
+    first.store.modify([moved])  # ONVIF ModifyRules, the page: another line, from zero
     assert [m.operation for m in first.msgs[-2:]] == [
         PropertyOperation.DELETED,
         PropertyOperation.INITIALIZED,
@@ -131,6 +131,26 @@ def test_a_rule_modified_live_starts_from_zero_and_stays_there(tmp_path: Path) -
     second = Run(path, [moved.to_json(), BARRIER], first.now)
     assert (second.initialized("door"), second.initialized("room")) == ("0", "0")
     second.engine.close()
+
+
+def test_a_live_change_of_what_is_not_counted_keeps_the_count(tmp_path: Path) -> None:
+    path = tmp_path / "counters.json"
+    first = Run(path, [LINE, BARRIER], START)
+    first.crossings()
+    door = first.counts("door")
+    # The page's form or ONVIF ModifyRules changing the report interval or the reset times:
+    # the rule is re-announced (Deleted, Initialized) with the count it had.
+    slower = rule_from_json({**LINE, "report_interval_s": 10.0, "reset_times": ["03:00"]})
+    first.store.modify([slower])
+    assert [(m.operation, m.item("Count")) for m in first.msgs[-2:]] == [
+        (PropertyOperation.DELETED, "3"),
+        (PropertyOperation.INITIALIZED, "3"),
+    ]
+    assert first.counts("door") == door
+    first.feed(frames_of(walk(4, 800, 200, 30)))
+    assert first.counts("door")[0] == 4  # and goes on counting
+    first.engine.close()
+    assert Run(path, [slower.to_json(), BARRIER], first.now).initialized("door") == "4"
 
 
 def test_a_reset_time_passed_while_down_zeroes_the_count(tmp_path: Path) -> None:

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from vcam.analytics.counters import CounterKeeper, Snapshot
+from vcam.analytics.counters import CounterKeeper, Snapshot, fingerprint
 from vcam.analytics.motion import MotionDetector
 from vcam.analytics.objects import ObjectLayer
 from vcam.analytics.rules import RuleSet
@@ -275,12 +275,22 @@ class AnalyticsEngine:
         self, rules: RuleSet, local: datetime, kept: dict[str, Counts] | None = None
     ) -> None:
         """Follow a new rule set: a deleted or modified rule sends Deleted (its last data), a
-        new or modified one starts from scratch (from its `kept` counts, at the start) and
-        sends Initialized."""
+        new or modified one starts from scratch and sends Initialized. Counts go on from the
+        `kept` ones (at the start), or across a modification that leaves what they count alone
+        (a report interval, reset times: the counters' fingerprint)."""
         utc = local.astimezone(UTC)
         wanted = {r.name: r for r in rules.rules}
+        carried: dict[str, Counts] = {}
         for name, rt in list(self._runtimes.items()):
-            if wanted.get(name) != rt.rule:
+            new = wanted.get(name)
+            if new != rt.rule:
+                counts = rt.counts()
+                if (
+                    new is not None
+                    and counts is not None
+                    and fingerprint(new) == fingerprint(rt.rule)
+                ):
+                    carried[name] = counts
                 del self._runtimes[name]
                 sent = self._sent.pop(name, None)
                 if sent is not None:
@@ -290,7 +300,7 @@ class AnalyticsEngine:
             if name in self._runtimes:
                 continue
             rt = make_runtime(rule)
-            restored = kept.get(name) if kept else None
+            restored = carried.get(name) or (kept.get(name) if kept else None)
             if restored is not None:
                 rt.restore(restored)
             else:
