@@ -154,7 +154,8 @@ def test_reset_times_and_report_interval() -> None:
 
 @pytest.mark.parametrize("gap", [1, 3, 5])
 def test_a_person_lost_and_found_with_a_new_track_counts_once(gap: int) -> None:
-    rig = Rig([{"type": "LineCounting", "name": "c", "segments": DOWN}])
+    cfg = AnalyticsConfig(motion=False, object_events=False, reid_frames=5)
+    rig = Rig([{"type": "LineCounting", "name": "c", "segments": DOWN}], cfg)
     path = walk(1, 300, 700, 41)
     before, after = path[:18], path[18 + gap :]
     after = [person(7, t.box.center[0]) for t in after]  # the tracker gave it a new id
@@ -198,6 +199,23 @@ def test_a_track_switched_to_a_person_beside_the_line_does_not_count() -> None:
     # The same step made by a fast walker over a few frames is a crossing.
     rig.feed([[person(2, 400 + 20 * i)] for i in range(12)])
     assert rig.status("c").count == 1  # type: ignore[attr-defined]
+
+
+def test_a_lost_person_does_not_take_a_neighbours_box_across_the_line() -> None:
+    """Walker 1 goes behind a person standing just across the line and is lost; the standing
+    person's track is renewed meanwhile (the tracker re-detects them as it loses 1), their box
+    jittering. Walker 1 then comes back out on its own side. Nobody crossed. Before the
+    matching cascade, walker 1's allowance, grown while lost, took the standing person's box
+    (one crossing), and the standing person's object, lost in turn, took walker 1's box when it
+    came back out (another)."""
+    cfg = AnalyticsConfig(motion=False, object_events=False, reid_frames=15)
+    rig = Rig([{"type": "LineCounting", "name": "c", "segments": DOWN}], cfg)
+    frames = [[person(1, 300 + 10 * i), person(2, 525)] for i in range(17)]  # 1 at 300..460
+    jitter = [8, -8, 6, -6, 8, -8, 6, -6]
+    frames += [[person(3, 525 + j)] for j in jitter]  # 1 hidden; 2 is track 3 now
+    frames += [[person(4, 470 - 10 * i), person(3, 525)] for i in range(15)]  # 1 walks back
+    rig.feed(frames)
+    assert rig.status("c").count == 0  # type: ignore[attr-defined]
 
 
 @pytest.mark.parametrize(("reid_frames", "objects"), [(5, 1), (0, 2)])

@@ -211,7 +211,7 @@ class AnalyticsConfig:
     motion_off_s: float = 2.0  # motion ends after this long without change
     cell_motion: bool = False  # also tns1:RuleEngine/CellMotionDetector/Motion
     object_events: bool = True  # person / face present events
-    reid_frames: int = 5  # a lost person found again nearby within this many frames is the same
+    reid_frames: int = 2  # a lost person found again nearby within this many frames is the same
     # The starting rules; rules created later (ONVIF, web page) are kept in data_dir.
     rules: tuple[AnalyticsRuleConfig, ...] = ()
 

@@ -9,6 +9,11 @@ objects by motion alone (track ids only break ties):
 - each object continues with the box nearest its predicted position, within an allowance of
   its size that grows with the frames it was not seen: a person lost and found again nearby
   within `reid_frames` frames is the same object, a track jumping to someone else is not;
+- objects seen more recently choose first (a matching cascade by frames unseen): the grown
+  allowance of a lost object must not take a box from the object that was on it a frame ago.
+  Compared by distance over allowance alone, a lost object reached further than a present one,
+  took its neighbour's box (across a line: a crossing nobody made), left the neighbour lost,
+  which then took the next box: in a crowd the overcount grew with `reid_frames`;
 - an unmatched box overlapping a matched one is a duplicate (a held prediction next to the
   fresh detection of the same person) and is ignored;
 - any other box starts a new object.
@@ -35,6 +40,7 @@ _REID_SIZE_RATIO = 2.0  # box heights may differ by this factor at most
 _DUPLICATE_IOU = 0.4  # an unmatched track overlapping a matched one this much is a duplicate
 _SAME_TRACK_BONUS = 0.2  # a tie-breaker: the object's own track among near candidates
 _VELOCITY_SMOOTHING = 0.5
+_CASCADE_STEP = 2.0  # cost per frame unseen: more than any cost within one age (-0.2..1)
 
 
 @dataclass(slots=True)
@@ -154,7 +160,9 @@ class ObjectLayer:
             & (ratio <= _REID_SIZE_RATIO)
         )
         own = np.array([[b.track.track_id == o.track_id for o in objs] for b in obs])
-        cost = dist / allowed[None, :] - _SAME_TRACK_BONUS * own
+        # Within one age, nearest (relative to the allowance) first, the own track a tie-breaker
+        # (cost -0.2..1); across ages, the most recently seen first (the cascade).
+        cost = dist / allowed[None, :] - _SAME_TRACK_BONUS * own + _CASCADE_STEP * gap[None, :]
         return [
             (float(cost[j, i]), int(j), objs[i].oid) for j, i in zip(*np.nonzero(ok), strict=True)
         ]
