@@ -152,6 +152,26 @@ def _play(url: str, out: list[_Decoded], done: threading.Event, errors: list[str
         errors.append(repr(exc))
 
 
+def _wait_frames(
+    frames: list[_Decoded], errors: list[str], count: int, timeout: float = 30.0
+) -> None:
+    """Until `_play` has decoded `count` frames, failed, or `timeout` passed."""
+    end = time.monotonic() + timeout
+    while len(frames) < count and time.monotonic() < end and not errors:
+        time.sleep(0.05)
+
+
+def _new_run(frames: list[_Decoded]) -> tuple[int, int]:
+    """(the old run's last stamped frame, the new run's first): where the stamped frame index
+    goes back, which it does once for one pipeline restart under the session."""
+    stamped = [i for i, f in enumerate(frames) if not f.flat and f.index is not None]
+    drops = [b for a, b in itertools.pairwise(stamped)
+             if (frames[b].index or 0) < (frames[a].index or 0)]  # fmt: skip
+    assert len(drops) == 1, [(f.index, f.flat) for f in frames]
+    new = drops[0]
+    return max(i for i in stamped if i < new), new
+
+
 def _leaks(frames: list[_Decoded], scene: SyntheticScene) -> tuple[list[FaceCoverage], int]:
     leaks: list[FaceCoverage] = []
     seen = 0
@@ -208,17 +228,12 @@ def test_system_reboot_restarts_the_pipeline_under_a_connected_client(tmp_path: 
         url = f"rtsp://admin:{PASSWORD}@127.0.0.1:{rtsp}/main"
         player = threading.Thread(target=_play, args=(url, frames, done, errors), daemon=True)
         player.start()
-        end = time.monotonic() + 30
-        while len(frames) < 20 and time.monotonic() < end and not errors:
-            time.sleep(0.05)
+        _wait_frames(frames, errors, 20)
         assert len(frames) >= 20, errors
         message, answer_s = asyncio.run(reboot())
         called = time.monotonic()
         vcam.wait_for("vcam: pipeline restarted in", timeout=20)
-        seen_at_reboot = len(frames)
-        end = time.monotonic() + 30
-        while len(frames) < seen_at_reboot + 45 and time.monotonic() < end and not errors:
-            time.sleep(0.05)
+        _wait_frames(frames, errors, len(frames) + 45)
         done.set()
         player.join(10)
     finally:
@@ -231,12 +246,7 @@ def test_system_reboot_restarts_the_pipeline_under_a_connected_client(tmp_path: 
     assert "vcam: rebooting" in log and "SystemReboot" in log
 
     # The same session went on: the source restarted from frame 0 under it.
-    stamped = [i for i, f in enumerate(frames) if not f.flat and f.index is not None]
-    drops = [b for a, b in itertools.pairwise(stamped)
-             if (frames[b].index or 0) < (frames[a].index or 0)]  # fmt: skip
-    assert len(drops) == 1, [(f.index, f.flat) for f in frames]
-    new = drops[0]
-    last_old = max(i for i in stamped if i < new)
+    last_old, new = _new_run(frames)
     assert (frames[new].index or 0) < 15 and frames[new].arrived > called - 1
     after = frames[last_old + 1 :]
     assert len(after) >= 40, "frames keep coming after the restart"

@@ -4,29 +4,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import dataclasses
 import logging
 import os
 import signal
-import socket
 import sys
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from vcam import __version__
 from vcam.config import Config, load_config
-from vcam.errors import ConfigError, VcamError
+from vcam.errors import VcamError
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable
-
-    from vcam.app import Camera
-    from vcam.media.recorder import AnnexBRecorder
-    from vcam.rtsp.server import RtspServer
-    from vcam.web.server import WebServer
+    from vcam.service import CameraService
 
 EXIT_USAGE = 2  # bad input: missing file, not a video, unwritable output, bad config
 
@@ -167,164 +158,29 @@ def serve(cfg: Config, args: argparse.Namespace) -> int:
 
 
 async def _serve(cfg: Config, args: argparse.Namespace) -> int:
-    from vcam.app import Camera
-    from vcam.auth.digest import DigestAuth
-    from vcam.datadir import user_store
-    from vcam.events.broker import EventBroker
-    from vcam.events.media_events import publish_media_changes
-    from vcam.media.recorder import AnnexBRecorder
-    from vcam.onvif.stack import (
-        analytics_store,
-        build_discovery,
-        build_web,
-        device_model,
-        media_store,
-    )
-    from vcam.rtsp.server import RtspServer
+    """Builds the service (vcam/service.py), prints the banner and runs it until a signal,
+    `--duration` or a pipeline that keeps failing (exit 1)."""
+    from vcam.service import CameraService
 
-    users, password, password_file = user_store(cfg)
-    digest = DigestAuth(users, cfg.auth.realm)  # one credential check for RTSP and HTTP
-    media = media_store(cfg)  # what ONVIF clients set: the camera follows it live
-    events = EventBroker()  # analytics and media changes -> ONVIF events, metadata stream
-    publish_media_changes(media, events)
-    camera = Camera(cfg, media=media, events=events, rules=analytics_store(cfg))
-    host = _advertised_host(cfg.rtsp.bind)
-    rtsp = None
-    if cfg.rtsp.enabled:
-        rtsp = RtspServer(
-            cfg.rtsp,
-            camera.bus,
-            [s.name for s in cfg.output.streams],
-            auth=digest if cfg.rtsp.require_auth else None,
-            fps=camera.source.fps,
-            advertised_host=host,
-        )
-    recorder = None
-    if args.record is not None:
-        recorder = AnnexBRecorder(camera.bus, cfg.output.streams[0].name, args.record)
-    loop = asyncio.get_running_loop()
+    service = CameraService(cfg, record=args.record)
     stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    log = logging.getLogger("vcam.serve")
-    restarts: set[asyncio.Task[float]] = set()
-    restart_failed: list[str] = []  # a failed restart leaves no pipeline: serve ends with it
-
-    def restarted(task: asyncio.Task[float]) -> None:
-        restarts.discard(task)
-        if task.cancelled():
-            return
-        if (exc := task.exception()) is not None:
-            log.error("restart failed: %s", exc, exc_info=exc)
-            restart_failed.append(f"restart failed: {exc}")
-            stop.set()
-        else:
-            print(f"vcam: pipeline restarted in {task.result():.2f} s", flush=True)
-
-    def start_restart() -> None:
-        task = asyncio.create_task(asyncio.to_thread(camera.restart))
-        restarts.add(task)  # a reference, or the task may be collected mid-way
-        task.add_done_callback(restarted)
-
-    def reboot() -> None:
-        """ONVIF SystemReboot, from any thread: only schedules the restart (it blocks for the
-        old pipeline's threads), so the client gets its answer at once."""
-        log.info("SystemReboot: rebooting (restarting the pipeline)")
-        print("vcam: rebooting: restarting the pipeline", flush=True)
-        loop.call_soon_threadsafe(start_restart)
-
-    if rtsp is not None:
-        await _listen(rtsp.start(), "rtsp.port", cfg.rtsp.bind, cfg.rtsp.port)
-    web = discovery = None
-    if cfg.web.enabled:
-        model = device_model(
-            cfg, users, camera.source_info(), cfg.web.port,
-            rtsp.port if rtsp is not None else 0, media=media, events=events,
-            rules=camera.rules,  # the store the engine follows: ONVIF rules apply at once
-        )  # fmt: skip
-        # Every later model is a dataclasses.replace of this one: the hook stays with them.
-        model = dataclasses.replace(model, on_reboot=reboot)
-        web = build_web(cfg, model, users, digest, camera.latest, rtsp, camera)
-        await _listen(web.start(), "web.port", cfg.web.bind, cfg.web.port)
-        web.onvif.model = dataclasses.replace(model, http_port=web.port)
-        if cfg.onvif.discovery:
-            discovery = build_discovery(cfg, web.onvif.model, web.port)
-            await _listen(discovery.start(), "onvif.discovery_port", cfg.web.bind,
-                          cfg.onvif.discovery_port)  # fmt: skip
-    camera.start()
+    await service.start()
     try:
-        if recorder is not None:
-            recorder.start()
-        _print_banner(cfg, camera, rtsp, web, host, password, password_file, recorder)
-        started = time.monotonic()
-        while not stop.is_set():
-            wait = args.status_every
-            if args.duration is not None:
-                wait = min(wait, args.duration - (time.monotonic() - started))
-                if wait <= 0:
-                    break
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), wait)
-            print(camera.status_line(), flush=True)
-            if rtsp is not None:
-                print("  " + rtsp.stats().line(), flush=True)
-            if web is not None:
-                _follow_source_size(web, camera)
-            # `camera.pipeline` is read each time: after a restart it is the new one.
-            error = restart_failed[0] if restart_failed else camera.pipeline.error
-            if error:
-                print(f"vcam: error: {error}", file=sys.stderr)
-                return 1
+        _print_banner(service)
+        code = await service.run(stop, args.duration, args.status_every)
     finally:
-        if restarts:  # let a running restart end before stopping the camera
-            await asyncio.gather(*restarts, return_exceptions=True)
-        if discovery is not None:
-            await discovery.stop()
-        if web is not None:
-            await web.stop()
-        if rtsp is not None:
-            await rtsp.stop()
-        await asyncio.to_thread(camera.stop)
-        if recorder is not None:
-            recorder.stop()
-    print(camera.status_line())
-    return 0
+        await service.stop()
+    if code == 0:
+        print(service.camera.status_line())
+    return code
 
 
-async def _listen(start: Awaitable[None], key: str, bind: str, port: int) -> None:
-    try:
-        await start
-    except OSError as exc:
-        raise ConfigError(key, f"cannot listen on {bind}:{port}: {exc.strerror}") from None
-
-
-def _follow_source_size(web: WebServer, camera: Camera) -> None:
-    """A network source's size is known at its first frame: let ONVIF describe it then."""
-    source = camera.source_info()
-    if source != web.onvif.model.source:
-        web.onvif.model = dataclasses.replace(web.onvif.model, source=source)
-
-
-def _advertised_host(bind: str) -> str:
-    """The address to print in URLs: the bound one, or this host's when bound to all."""
-    if bind not in ("0.0.0.0", "::"):
-        return bind
-    try:
-        return socket.gethostbyname(socket.gethostname())
-    except OSError:
-        return "127.0.0.1"
-
-
-def _print_banner(
-    cfg: Config,
-    camera: Camera,
-    rtsp: RtspServer | None,
-    web: WebServer | None,
-    host: str,
-    password: str | None,
-    password_file: Path | None,
-    recorder: AnnexBRecorder | None,
-) -> None:
+def _print_banner(service: CameraService) -> None:
+    cfg, camera, rtsp, web = service.cfg, service.camera, service.rtsp, service.web
+    host = service.host
     print(f"vcam {__version__}: serving {camera.source.description}")
     live = camera.cfg.privacy  # what runs: a mode or style set through ONVIF or the page is kept
     print(f"  masking: mode={live.mode} style={live.style}", end="")
@@ -333,22 +189,24 @@ def _print_banner(
         size = f"{st.width}x{st.height}" if st.width else "source size"
         print(f"  stream {st.name}: H.264 {st.profile} {size} {st.bitrate_kbps} kbit/s")
     if rtsp is not None:
-        for url in rtsp.urls(host):
+        for url in service.rtsp_urls:
             print(f"  RTSP: {url}")
         if rtsp.auth is None:
             print("  RTSP authentication is off (rtsp.require_auth = false)")
     if web is not None:
-        print(f"  web page (live view, settings): http://{host}:{web.port}/")
+        print(f"  web page (live view, settings): {service.web_url}")
         print(f"  ONVIF: http://{host}:{web.port}/onvif/device_service")
         for stream in web.onvif.model.streams:
             print(f"  snapshot: http://{host}:{web.port}/snapshot/{stream.name}.jpg")
+    password, password_file = service.password, service.password_file
     if password is None:
         print(f"  user {cfg.auth.username!r}, password as last set (users kept in {password_file})")
     else:
         where = f" (generated, kept in {password_file})" if password_file else ""
         print(f"  user {cfg.auth.username!r}, password {password!r}{where}")
-    if recorder is not None:
-        print(f"  recording the {recorder.stream} stream to {recorder.path}")
+    if service.recorder is not None:
+        rec = service.recorder
+        print(f"  recording the {rec.stream} stream to {rec.path}")
     sys.stdout.flush()
 
 

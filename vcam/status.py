@@ -17,7 +17,7 @@ class CameraStatus:
     pipeline: PipelineStats  # frames out, masked, fail-closed (and why), detector time
     bus: BusStats  # encoded units and subscribers per stream
     analytics: AnalyticsSnapshot | None  # None when analytics are off
-    restarts: int  # pipeline restarts (SystemReboot)
+    restarts: int  # pipeline restarts (SystemReboot, masking mode changes, the watchdog)
 
     @property
     def fps(self) -> float:
