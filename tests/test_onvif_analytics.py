@@ -11,7 +11,7 @@ import dataclasses
 import json
 import random
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -750,27 +750,40 @@ def shape(tag: str, xy: list[tuple[float, float]]) -> etree._Element:
     return el
 
 
-async def first_crossing(port: int, rule: str, timeout: float) -> Any:
-    """The first Crossed message of `rule` on a PullPoint subscription (HA's onvif-zeep-async)."""
+async def first_message(
+    port: int, wanted: Callable[[Any], bool], timeout: float, then: Callable[[], Any] | None = None
+) -> Any:
+    """The first message `wanted` on a PullPoint subscription (HA's onvif-zeep-async), made
+    before `then` (a blocking call, run in a thread) if given."""
     cam = ONVIFCamera("127.0.0.1", port, USER, PASSWORD, ONVIF_WSDL_DIR)
     try:
         await cam.update_xaddrs()
         manager = await cam.create_pullpoint_manager(timedelta(seconds=60), lambda: None)
         pullpoint = manager.get_service()
+        if then is not None:
+            await asyncio.to_thread(then)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             got = await pullpoint.PullMessages(
                 {"MessageLimit": 100, "Timeout": timedelta(seconds=5)}
             )
             for msg in got.NotificationMessage:
-                if msg.Topic._value_1 != CROSSED:
-                    continue
-                source = {i.Name: i.Value for i in msg.Message._value_1.Source.SimpleItem}
-                if source.get("Rule") == rule:
+                if wanted(msg):
                     return msg
         return None
     finally:
         await cam.close()
+
+
+def items(group: Any) -> dict[str, str]:
+    """A message's Source or Data as zeep read it."""
+    return {i.Name: i.Value for i in (group.SimpleItem if group is not None else [])}
+
+
+def crossed(rule: str) -> Callable[[Any], bool]:
+    return lambda msg: (
+        msg.Topic._value_1 == CROSSED and items(msg.Message._value_1.Source).get("Rule") == rule
+    )
 
 
 class Camera:
@@ -842,10 +855,27 @@ def test_a_rule_created_over_onvif_sends_events(camera: Camera) -> None:
     rules.CreateRules(
         ConfigurationToken=CONFIG_TOKEN, Rule=[line_rule("middle", [(0, 1), (0, -1)])]
     )
-    msg = asyncio.run(first_crossing(camera.port, "middle", timeout=30))
+    msg = asyncio.run(first_message(camera.port, crossed("middle"), timeout=30))
     assert msg is not None, (
         "no Crossed event of the ONVIF-created rule: does `vcam serve` give the ONVIF model "
         "the camera's rule store (device_model(..., rules=camera.rules))?"
     )
-    source = {i.Name: i.Value for i in msg.Message._value_1.Source.SimpleItem}
-    assert source["VideoAnalyticsConfigurationToken"] == CONFIG_TOKEN
+    assert items(msg.Message._value_1.Source)["VideoAnalyticsConfigurationToken"] == CONFIG_TOKEN
+
+
+def test_a_rule_change_announces_the_analytics_configuration(camera: Camera) -> None:
+    """VMSs re-read a configuration when tns1:Media/ConfigurationChanged names it: a rule
+    created over ONVIF changes the analytics configuration."""
+    rules, _ = analytics_clients(camera.port)
+
+    def changed(msg: Any) -> bool:
+        return bool(msg.Topic._value_1 == "tns1:Media/ConfigurationChanged")
+
+    def create() -> None:
+        rules.CreateRules(
+            ConfigurationToken=CONFIG_TOKEN, Rule=[line_rule("announced", [(0.5, 1), (0.5, -1)])]
+        )
+
+    msg = asyncio.run(first_message(camera.port, changed, timeout=15, then=create))
+    assert msg is not None, "no ConfigurationChanged after CreateRules"
+    assert items(msg.Message._value_1.Data) == {"Token": CONFIG_TOKEN, "Type": "Analytics"}

@@ -25,7 +25,7 @@ from vcam.config import Config
 from vcam.datadir import user_store
 from vcam.errors import ConfigError
 from vcam.events.broker import EventBroker
-from vcam.events.media_events import publish_media_changes
+from vcam.events.media_events import publish_media_changes, publish_rule_changes
 from vcam.media.recorder import AnnexBRecorder
 from vcam.onvif.discovery import DiscoveryResponder
 from vcam.onvif.stack import analytics_store, build_discovery, build_web, device_model, media_store
@@ -50,6 +50,7 @@ class CameraService:
         self.events = EventBroker()  # analytics and media changes -> ONVIF events, metadata
         publish_media_changes(self.media, self.events)
         self.camera = Camera(cfg, media=self.media, events=self.events, rules=analytics_store(cfg))
+        publish_rule_changes(self.camera.rules, self.events)
         self.host = advertised_host(cfg.rtsp.bind)  # the address printed in URLs
         self.rtsp: RtspServer | None = None
         if cfg.rtsp.enabled:
