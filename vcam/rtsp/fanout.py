@@ -123,6 +123,7 @@ class UdpTarget:
 
 
 UDP_SHARED_LIMIT = 8 * 1024 * 1024  # bytes queued in user space for the shared UDP socket
+_REANCHOR_S = 1.0  # sender reports: re-take the wall clock offset past this much drift
 
 
 class ClientSink:
@@ -197,6 +198,7 @@ class TrackFanout:
         self._task: asyncio.Task[None] | None = None
         self._last_sr = 0.0
         self._last_rtp_time = 0
+        self._wall_minus_pts: float | None = None  # the SRs' wall clock for a pts (seconds)
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run(), name=f"rtp-{self.stream}")
@@ -258,11 +260,22 @@ class TrackFanout:
         now = time.monotonic()
         if now - self._last_sr >= self.rtcp_interval_s and self.sinks:
             self._last_sr = now
-            self._send_sender_report(batch.rtp_time)
+            self._send_sender_report(batch.rtp_time, unit.pts_us)
 
-    def _send_sender_report(self, rtp_time: int) -> None:
+    def _send_sender_report(self, rtp_time: int, pts_us: int) -> None:
+        # The wall clock of a frame is its pts plus one offset, taken once: taken anew at each
+        # report, it would carry that frame's own processing delay, and clients that map RTP
+        # time through the latest report (FFmpeg, with the metadata track beside the video)
+        # would see time step back by the difference. Taken again only if the two clocks
+        # drifted apart by a second (a clock step, a source not paced in real time).
+        pts_s = pts_us / 1e6
+        offset = time.time() - pts_s
+        if self._wall_minus_pts is None or abs(offset - self._wall_minus_pts) > _REANCHOR_S:
+            self._wall_minus_pts = offset
         p = self.packetizer
-        report = sender_report(p.ssrc, time.time(), rtp_time, p.packet_count, p.octet_count)
+        report = sender_report(
+            p.ssrc, pts_s + self._wall_minus_pts, rtp_time, p.packet_count, p.octet_count
+        )
         for sink in self.sinks:
             if not sink.waiting:
                 sink.target.send_rtcp(report)
