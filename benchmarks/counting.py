@@ -34,27 +34,26 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
 import statistics
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import av
 import numpy as np
 
 from vcam.analytics.engine import AnalyticsEngine, FrameFacts
 from vcam.analytics.rules import RuleSet, rule_from_json
+from vcam.analytics.scoring import CrossingLabels, match_crossings
 from vcam.analytics.store import AnalyticsRuleStore
 from vcam.app import build_detectors
-from vcam.config import AnalyticsConfig, SourceConfig, SyntheticConfig, config_from_dict
+from vcam.config import AnalyticsConfig, SyntheticConfig, config_from_dict
 from vcam.events.broker import EventBroker
 from vcam.media.types import Box, GroundTruth, MaskedFrame, ObjectClass, SourceFrame, Track, Verdict
 from vcam.pipeline import Pipeline
-from vcam.sources import AvSource
+from vcam.sources.stretch import FileStretch
 from vcam.sources.synthetic import SyntheticSource
 
 SCENE = SyntheticConfig(width=640, height=360, fps=30.0)
@@ -85,24 +84,11 @@ class _Recorder:
         self.frames.append(Recorded(FrameFacts.of(masked), masked.truth))
 
 
-class _Clip:
-    """Frames first..last (inclusive, decode order) of a video file, not paced, not looped."""
-
-    def __init__(self, path: str, first: int, last: int) -> None:
-        self.inner = AvSource(SourceConfig(realtime=False, loop=False), "file", path)
-        self.inner.probe()
-        self.fps, self.description = self.inner.fps, f"{path} [{first}..{last}]"
-        self.first, self.last = first, last
-
-    def frames(self, stop: threading.Event) -> Iterator[SourceFrame]:
-        return itertools.islice(self.inner.frames(stop), self.first, self.last + 1)
-
-
 def record(frames: int) -> list[Recorded]:
     return _record(_Finite(frames))
 
 
-def _record(source: _Finite | _Clip) -> list[Recorded]:
+def _record(source: _Finite | FileStretch) -> list[Recorded]:
     cfg = config_from_dict({"privacy": {"mode": "face+body"}})
     rec = _Recorder()
     stats = Pipeline(cfg, source, build_detectors(cfg), [rec], live=False).run()
@@ -173,41 +159,15 @@ def _replay(
     return [(i, o, ev) for (i, o), ev in zip(before, events, strict=True)]
 
 
-def _labelled(line: dict[str, Any]) -> tuple[int, int]:
-    """(in, out) of a labelled line, from its crossings (and its totals, which must agree)."""
-    dirs = [c["direction"] for c in line["crossings"]]
-    if not set(dirs) <= {"in", "out"}:
-        raise SystemExit(f"{line['name']}: a crossing's direction is neither in nor out")
-    ins, outs = dirs.count("in"), dirs.count("out")
-    if (line.get("in", ins), line.get("out", outs)) != (ins, outs):
-        raise SystemExit(f"{line['name']}: the in/out totals disagree with the crossings")
-    return ins, outs
-
-
-def match(
-    labelled: list[tuple[int, str]], counted: list[tuple[int, str]], tol: int = MATCH_FRAMES
-) -> tuple[list[tuple[int, int]], list[tuple[int, str]], list[tuple[int, str]]]:
-    """Pairs each labelled crossing, in frame order, with the nearest unpaired counted one of
-    the same direction within `tol` frames: (pairs of frames, missed labels, extra counts)."""
-    free = list(counted)
-    pairs, missed = [], []
-    for f, d in sorted(labelled):
-        near = [c for c in free if c[1] == d and abs(c[0] - f) <= tol]
-        if not near:
-            missed.append((f, d))
-            continue
-        best = min(near, key=lambda c: abs(c[0] - f))
-        free.remove(best)
-        pairs.append((f, best[0]))
-    return pairs, missed, free
-
-
 def vtest(args: argparse.Namespace) -> None:
-    labels: dict[str, Any] = json.loads(Path(args.vtest_labels).read_text())
-    path = args.vtest_video or labels["video_path"]
-    first, last = labels["frame_range"]
+    try:
+        labels = CrossingLabels.load(Path(args.vtest_labels))
+    except ValueError as exc:
+        raise SystemExit(f"{args.vtest_labels}: {exc}") from None
+    path = args.vtest_video or labels.video_path
+    first, last = labels.first, labels.last
     t0 = time.monotonic()
-    frames = _record(_Clip(path, first, last))
+    frames = _record(FileStretch(path, first, last))
     took = time.monotonic() - t0
     name = Path(path).name
     print(f"\nreal video: {name} frames {first}..{last}, {len(frames)} recorded in {took:.0f} s")
@@ -215,25 +175,26 @@ def vtest(args: argparse.Namespace) -> None:
         raise SystemExit(f"expected {last - first + 1} frames, the pipeline gave {len(frames)}")
     if frames[0].facts.index != first:
         raise SystemExit(f"the first frame is {frames[0].facts.index}, the labels start at {first}")
-    lines = labels["lines"]
+    lines = labels.lines
     for line in lines:
-        marks = " ".join(f"{c['frame']}{c['direction'][0]}" for c in line["crossings"])
-        print(f"  {line['name']} {line['segments']}: labelled at {marks}")
+        marks = " ".join(f"{f}{d[0]}" for f, d in line.crossings)
+        print(f"  {line.name} {line.segments}: labelled at {marks}")
     head = ("line", "reid_frames", "in got/true", "out got/true", "|err| in+out")
     print("{:>14} {:>11} {:>11} {:>12} {:>12}".format(*head))
     for reid in args.reid:
-        got = _replay(frames, [line["segments"] for line in lines], reid)
+        got = _replay(frames, [line.segments for line in lines], reid)
         for line, (gi, go, events) in zip(lines, got, strict=True):
-            ti, to = _labelled(line)
+            dirs = [d for _, d in line.crossings]
+            ti, to = dirs.count("in"), dirs.count("out")
             err = abs(gi - ti) + abs(go - to)
-            print(f"{line['name']:>14} {reid:>11} {gi:>6}/{ti:<4} {go:>7}/{to:<4} {err:>12}")
+            print(f"{line.name:>14} {reid:>11} {gi:>6}/{ti:<4} {go:>7}/{to:<4} {err:>12}")
             marks = " ".join(f"{f}{d[0]}" for f, d in events)
             print(f"{'':>14} {'':>11} counted at {marks}")
-            truth = [(c["frame"], c["direction"]) for c in line["crossings"]]
-            pairs, missed, extra = match(truth, events)
+            pairs, missed, extra = match_crossings(line.crossings, events, MATCH_FRAMES)
             lag = statistics.fmean(abs(g - t) for t, g in pairs) if pairs else 0.0
             print(
-                f"{'':>14} {'':>11} matched {len(pairs)}/{len(truth)} within {MATCH_FRAMES}"
+                f"{'':>14} {'':>11} matched {len(pairs)}/{len(line.crossings)} within"
+                f" {MATCH_FRAMES}"
                 f" frames (mean |frame diff| {lag:.1f}); missed: "
                 + (" ".join(f"{f}{d[0]}" for f, d in missed) or "-")
                 + "; extra: "
@@ -264,7 +225,7 @@ def accuracy(args: argparse.Namespace) -> None:
         exact = sum(e == (0, 0) for e in errors)
         extra = missed = 0
         for truth, (_, _, events) in zip(marks, got, strict=True):
-            _pairs, miss, more = match(truth, events, tol)
+            _pairs, miss, more = match_crossings(truth, events, tol)
             extra, missed = extra + len(more), missed + len(miss)
         print(
             f"{reid:>11} {mae:>10.2f} {bias:>+6.2f} {exact:>7}/{len(lines)} {extra:>6} {missed:>6}"

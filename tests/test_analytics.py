@@ -7,8 +7,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
-import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
@@ -21,12 +20,14 @@ import pytest
 from vcam.analytics.engine import AnalyticsEngine, FrameFacts
 from vcam.analytics.geometry import distance_to_polygon, segments_intersect, side_of
 from vcam.analytics.rules import RuleError, RuleSet, rule_from_json
+from vcam.analytics.scoring import Crossing, CrossingLabels, match_crossings
 from vcam.analytics.store import AnalyticsRuleStore, configured_rules
-from vcam.config import AnalyticsConfig, SyntheticConfig, config_from_dict
+from vcam.config import AnalyticsConfig, config_from_dict
 from vcam.errors import ConfigError
 from vcam.events.broker import EventBroker
 from vcam.events.message import EventMessage, PropertyOperation
-from vcam.media.types import Box, MaskedFrame, ObjectClass, SourceFrame, Track, Verdict
+from vcam.media.types import Box, MaskedFrame, ObjectClass, Track, Verdict
+from vcam.sources.stretch import FileStretch
 
 W, H = 1000, 500
 FPS_US = 33_333
@@ -473,81 +474,70 @@ def test_motion_alarm_with_hysteresis_on_real_frames() -> None:
     assert rig.engine.snapshot().errors == 0
 
 
-# -- the real pipeline on the synthetic scene -------------------------------------------------
+# -- the real pipeline on real video ----------------------------------------------------------
 
-SCENE = SyntheticConfig(width=640, height=360, fps=30.0)
-# Where the scene's near walkers cross: the tracker follows them well enough to count exactly.
-LINE = [[0.79, 0.75], [0.79, 1.0]]
-
-
-class FiniteSynthetic:
-    """The synthetic source, stopping after `frames` frames (an offline run ends)."""
-
-    def __init__(self, frames: int) -> None:
-        from vcam.sources.synthetic import SyntheticSource
-
-        self.inner = SyntheticSource(SCENE, realtime=False)
-        self.fps, self.description = self.inner.fps, "synthetic, finite"
-        self.frames_left = frames
-
-    def frames(self, stop: threading.Event) -> Iterator[SourceFrame]:
-        return itertools.islice(self.inner.frames(stop), self.frames_left)
+VTEST_LABELS = Path(__file__).parents[1] / "benchmarks" / "labels" / "vtest_crossings.json"
+MATCH_FRAMES = 8  # labelled frames are good to about +-2; the feet are found a little later
 
 
-class TruthCrossings:
-    """Counts the line crossings of the ground truth's people (feet), per direction."""
-
-    def __init__(self) -> None:
-        self.last: dict[str, Box] = {}
-        self.rightwards = self.leftwards = self.wraps = 0
-
-    def on_frame(self, masked: MaskedFrame) -> None:
-        (x0, y0), _ = LINE
-        for gt in masked.truth:
-            if gt.cls is not ObjectClass.PERSON:
-                continue
-            prev, box = self.last.get(gt.identity), gt.box
-            self.last[gt.identity] = box
-            if prev is None:
-                continue
-            if (prev.x2 >= SCENE.width and box.x1 <= 0) or (prev.x1 <= 0 and box.x2 >= SCENE.width):
-                self.wraps += 1  # out through one side, back through the other: a new pass
-                continue
-            x, y = (box.x1 + box.x2) / 2 / SCENE.width, box.y2 / SCENE.height
-            px, py = (prev.x1 + prev.x2) / 2 / SCENE.width, prev.y2 / SCENE.height
-            if (px - x0) * (x - x0) < 0 and max(y, py) >= y0:
-                if x > px:
-                    self.rightwards += 1
-                else:
-                    self.leftwards += 1
-
-
-def test_real_pipeline_counts_the_ground_truth_crossings() -> None:
+def test_real_pipeline_counts_the_labelled_crossings_of_real_video() -> None:
+    """OpenCV's vtest.avi (real pedestrians, 10 fps), whose line crossings were labelled by
+    hand frame by frame: the offline pipeline (real detectors, tracker, analytics objects,
+    LineCounting) counts them at the frames they happen, not just as many of them.
+    (benchmarks/counting.py --vtest prints the same run's details.)"""
     from vcam.app import build_detectors
     from vcam.pipeline import Pipeline
 
+    labels = CrossingLabels.load(VTEST_LABELS)
+    (line,) = labels.lines
     cfg = config_from_dict({"privacy": {"mode": "face+body"}})
     broker = EventBroker()
     crossed: list[EventMessage] = []
     broker.subscribe(lambda m: crossed.append(m) if m.topic.endswith("Crossed") else None)
     rules = (
-        rule_from_json({"type": "LineDetector", "name": "right", "segments": LINE}),
-        rule_from_json({"type": "LineCounting", "name": "both", "segments": LINE}),
+        rule_from_json({"type": "LineDetector", "name": "any", "segments": line.segments}),
+        rule_from_json({"type": "LineCounting", "name": "count", "segments": line.segments}),
     )
-    store = AnalyticsRuleStore(RuleSet(rules))
-    engine = AnalyticsEngine(broker, store, cfg.analytics)
-    truth = TruthCrossings()
-    pipeline = Pipeline(
-        cfg, FiniteSynthetic(150), build_detectors(cfg), [engine, truth], live=False
-    )
-    stats = pipeline.run()
-    assert stats.error == "" and engine.frames == 150
-    # The window holds enough crossings, and a walker wrapping round the scene (out through
-    # one side, back through the other), which crosses nothing.
-    assert truth.rightwards + truth.leftwards >= 4 and truth.wraps >= 1
-    # Walking picture-right across a line drawn downwards goes onto its left side.
-    counted = next(r for r in engine.snapshot().rules if r.name == "both")
-    assert (counted.exited, counted.entered) == (truth.rightwards, truth.leftwards)
-    assert len(crossed) == truth.rightwards + truth.leftwards
-    assert all(m.item("Rule") == "right" for m in crossed)
+    engine = AnalyticsEngine(broker, AnalyticsRuleStore(RuleSet(rules)), cfg.analytics)
+    counted: list[Crossing] = []
+
+    class Counted:
+        """After the engine, each frame: the crossings the counting rule added."""
+
+        before = (0, 0)
+
+        def on_frame(self, masked: MaskedFrame) -> None:
+            s = next(r for r in engine.snapshot().rules if r.name == "count")
+            (i0, o0), self.before = self.before, (s.entered, s.exited)
+            counted.extend([(masked.index, "in")] * (s.entered - i0))
+            counted.extend([(masked.index, "out")] * (s.exited - o0))
+
+    source = FileStretch(labels.video_path, labels.first, labels.last)
+    stats = Pipeline(cfg, source, build_detectors(cfg), [engine, Counted()], live=False).run()
+    assert stats.error == "" and engine.frames == labels.last - labels.first + 1
+    pairs, missed, extra = match_crossings(line.crossings, counted, MATCH_FRAMES)
+    # 15 labelled. At the time of writing 13 to 15 were counted at their frames, and 0 to 3
+    # crossings nobody made (walkers meeting beside the line), depending on the detector input.
+    assert len(pairs) >= 12 and len(extra) <= 4, (missed, extra)
+    assert len(crossed) == len(counted)  # the LineDetector (Any) sees the same crossings
     assert engine.snapshot().errors == 0
+
+
+def test_crossing_labels_are_checked_and_matched_by_frame_and_direction(tmp_path: Path) -> None:
+    labels = CrossingLabels.load(VTEST_LABELS)
+    assert labels.last - labels.first + 1 == 450 and len(labels.lines[0].crossings) == 15
+    line = {
+        "name": "l",
+        "segments": [[0.5, 0], [0.5, 1]],
+        "crossings": [{"frame": 3, "direction": "in"}],
+    }
+    bad = tmp_path / "labels.json"
+    for broken in ({**line, "out": 1}, {**line, "crossings": [{"frame": 3, "direction": "up"}]}):
+        bad.write_text(json.dumps({"video_path": "v", "frame_range": [0, 9], "lines": [broken]}))
+        with pytest.raises(ValueError, match=r"^l: "):
+            CrossingLabels.load(bad)
+    labelled = [(10, "in"), (20, "out"), (30, "in")]
+    counted = [(12, "in"), (19, "in"), (21, "out"), (50, "in")]
+    pairs, missed, extra = match_crossings(labelled, counted, 5)
+    assert pairs == [(10, 12), (20, 21)]  # the nearest of the same direction
+    assert missed == [(30, "in")] and extra == [(19, "in"), (50, "in")]

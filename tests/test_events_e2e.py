@@ -48,8 +48,8 @@ INSIDE = "tns1:RuleEngine/FieldDetector/ObjectsInside"
 OCCUPANCY = "tns1:RuleEngine/CountAggregation/OccupancyCounter"
 LINE_RULE, COUNT_RULE, FIELD_RULE, OCCUPANCY_RULE = "door", "door-count", "zone", "zone-count"
 PROPERTIES = {(COUNTER, COUNT_RULE), (INSIDE, FIELD_RULE), (OCCUPANCY, OCCUPANCY_RULE)}
-# Where the scene's near walkers cross (tests/test_analytics.py counts it exactly offline):
-# about one crossing a second, either way.
+# Where the scene's near walkers cross: about one crossing a second, either way (the two rules on
+# it are compared with each other, not with the scene's truth).
 LINE = "[[0.79, 0.75], [0.79, 1.0]]"
 # Right of the line along the bottom edge: where the near walkers stand (their boxes, cut by
 # the edge, are clamped to the frame: feet on the field's edge, which counts as inside).
