@@ -7,16 +7,26 @@ of their box masked (frame-level leak rate), the identities exposed at least onc
 exposed run, and over-masking (masked share of the frame outside every person and face).
 
     .venv/bin/python benchmarks/privacy.py [--size 1280x720] [--frames 300] [--mode face]
-        [--detector-size 640x360] [--detect-every 1]
+        [--detector-size 640x360] [--face-size auto|WxH] [--person-size WxH]
+        [--face-model centerface] [--detect-every 1]
+
+--detector-size sets both detectors' input (the `vcam mask` flag); --face-size/--person-size
+one each ("auto": from the source's size). Unset: the config defaults. "others" is the cores
+busy outside the masking process during its run (the machine may be shared): fps is only
+comparable between runs with similar "others"; leak rates do not depend on it (offline, every
+frame is detected whatever the speed).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import resource
 import subprocess
 import sys
 import tempfile
 import time
+import tomllib
 from pathlib import Path
 
 from vcam.config import SyntheticConfig
@@ -24,7 +34,35 @@ from vcam.evaluation import BANDS, ClipReport, score_masked_clip, write_syntheti
 from vcam.sources.synthetic import SyntheticScene
 
 
-def run(args: argparse.Namespace, workdir: Path) -> tuple[ClipReport, float]:
+def _busy_cores_s() -> float:
+    """CPU seconds the whole machine has been busy (all cores), from /proc/stat."""
+    try:
+        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    except (OSError, ValueError):
+        return 0.0
+    return (sum(fields) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")  # less idle, iowait
+
+
+def detector_config(args: argparse.Namespace) -> str:
+    """The [detectors.*] tables the options ask for, as TOML ("" for the defaults)."""
+    lines = []
+    for name, size, model in (
+        ("face", args.face_size, args.face_model),
+        ("person", args.person_size, ""),
+    ):
+        table = []
+        if size:
+            w, h = (0, 0) if size == "auto" else (int(v) for v in size.lower().split("x"))
+            table += [f"input_width = {w}", f"input_height = {h}"]
+        if model:
+            table.append(f'model = "{model}"')
+        if table:
+            lines += [f"[detectors.{name}]", *table]
+    return "\n".join(lines) + "\n" if lines else ""
+
+
+def run(args: argparse.Namespace, workdir: Path) -> tuple[ClipReport, float, float]:
+    """Masks the scene's clip; returns the report, the masking time and others' cores."""
     w, h = (int(v) for v in args.size.split("x"))
     scene = SyntheticScene(SyntheticConfig(width=w, height=h, fps=args.fps, seed=args.seed))
     clear = workdir / "clear.mp4"
@@ -36,10 +74,41 @@ def run(args: argparse.Namespace, workdir: Path) -> tuple[ClipReport, float]:
     ]  # fmt: skip
     if args.detector_size:
         cmd += ["--detector-size", args.detector_size]
+    toml = detector_config(args)
+    if toml:
+        (workdir / "vcam.toml").write_text(toml)
+        cmd += ["--config", str(workdir / "vcam.toml")]
+    busy0, own0 = _busy_cores_s(), resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     subprocess.run(cmd, check=True)
     elapsed = time.perf_counter() - t0
-    return score_masked_clip(masked, scene), elapsed
+    own1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    own = own1.ru_utime + own1.ru_stime - own0.ru_utime - own0.ru_stime
+    others = max(0.0, (_busy_cores_s() - busy0 - own) / elapsed)
+    return score_masked_clip(masked, scene), elapsed, others
+
+
+def resolved_sizes(args: argparse.Namespace) -> str:
+    """The detector inputs the run used, as the pipeline resolves them for this source."""
+    from vcam.config import config_from_dict
+    from vcam.privacy.detectors.sizing import input_size
+
+    data = tomllib.loads(detector_config(args))
+    if args.detector_size:
+        w, h = (int(v) for v in args.detector_size.split("x"))
+        for name in ("face", "person"):
+            data.setdefault("detectors", {}).setdefault(name, {}).update(
+                {"input_width": w, "input_height": h}
+            )
+    cfg = config_from_dict(data)
+    sw, sh = (int(v) for v in args.size.split("x"))
+    parts = []
+    for name in ("face", "person"):
+        d = getattr(cfg.detectors, name)
+        iw, ih = input_size(d, sw, sh)
+        auto = " (auto)" if d.input_width == 0 else ""
+        parts.append(f"{name} {d.model} {iw}x{ih}{auto}")
+    return ", ".join(parts)
 
 
 def main() -> None:
@@ -49,14 +118,17 @@ def main() -> None:
     p.add_argument("--fps", type=float, default=30.0)
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--mode", default="face+body", choices=["face", "body", "face+body"])
-    p.add_argument("--detector-size", default="", help="WxH, default: the config's")
+    p.add_argument("--detector-size", default="", help="WxH of both, default: the config's")
+    p.add_argument("--face-size", default="", help="WxH or auto, default: the config's")
+    p.add_argument("--person-size", default="", help="WxH or auto, default: the config's")
+    p.add_argument("--face-model", default="", help="e.g. centerface-int8; default: config's")
     p.add_argument("--detect-every", type=int, default=1)
     args = p.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        report, elapsed = run(args, Path(tmp))
+        report, elapsed, others = run(args, Path(tmp))
     print(
         f"privacy benchmark: {args.size}, {report.frames} frames, mode {args.mode}, "
-        f"detector {args.detector_size or 'config default'}, detect every {args.detect_every}"
+        f"detect every {args.detect_every}; detectors: {resolved_sizes(args)}"
     )
     print(f"{'face height':>12} {'faces':>7} {'leaked':>7} {'leak rate':>10}")
     for band, _lo, _hi in BANDS:
@@ -73,7 +145,10 @@ def main() -> None:
         f"exposed in >= 1 frame; longest exposed run {report.longest_exposed_run} frames"
     )
     print(f"over-masking: {report.over_masked:.3%} of the frame outside every person/face box")
-    print(f"masking time: {elapsed:.1f} s ({report.frames / elapsed:.1f} fps incl. start-up)")
+    print(
+        f"masking time: {elapsed:.1f} s ({report.frames / elapsed:.1f} fps incl. start-up); "
+        f"others {others:.2f} cores busy outside it"
+    )
 
 
 if __name__ == "__main__":

@@ -6,17 +6,24 @@ the size and cropped), each in a fresh child process, timed around the run (star
 - vcam: the `vcam mask` path (decode -> face+person detection every frame at the detector input
   -> track -> mask -> encode), solid style so the output can be scored; also face-only (the
   face detector alone, deface's work);
-- deface==1.5.0 (CLI, own throw-away venv) at the same detector input (`--scale`), same x264
-  preset/crf; start-up removed by also timing it on a 5-frame clip (steady = differences).
+- deface==1.5.0 (CLI, own throw-away venv) at the face detector's input for that size
+  (`--scale`), same x264 preset/crf; start-up removed by also timing it on a 5-frame clip
+  (steady = differences).
+Detector inputs: the config's defaults ("auto": from the source's size; live, only as far as the
+CPU keeps the detection rate, so the live table shows what they ended at) unless
+--detector-size (both) or --face-size/--person-size (WxH or auto) say otherwise.
 Leak rates (share of ground-truth faces < 90% masked) are scored on the synthetic clip's decoded
 output, with each tool's solid luma (vcam 32, deface black = 16).
 
 Live: `vcam.app.Camera` on the synthetic source, realtime, for --live-seconds after a warm-up:
-output fps, detection rate, fail-closed frames, detector ms, cores, and cores per thread.
+output fps, detection rate, fail-closed frames, detector ms, cores, and cores per thread; and
+the leak rate by face height of what a client decoded from the main stream over that time
+(solid style; a fail-closed frame counts as masked: it leaks nothing but shows nothing).
 
     .venv/bin/python benchmarks/throughput.py [--sizes 640x360,1280x720,1920x1080]
         [--frames 150] [--clips synthetic,demo] [--skip-deface] [--live-seconds 20]
         [--live-sizes 1280x720,1920x1080] [--repeat 1] [--det-threads 1]
+        [--detector-size WxH | --face-size auto|WxH --person-size WxH]
 
 CPU is process user+sys time over wall time (cores); the machine may be shared: "others" is
 the cores busy outside the measured process during its run (from /proc/stat).
@@ -152,14 +159,36 @@ def _config(overrides: dict[str, Any]) -> Any:
 
 
 def _detector_overrides(spec: Json) -> dict[str, Any]:
-    w, h = spec["det_size"]
+    """spec["det_sizes"]: {"face": [w, h], ...}; a missing detector keeps the config's size,
+    [0, 0] is "auto"."""
     out: dict[str, Any] = {}
     for det in ("face", "person"):
-        out[f"detectors.{det}.input_width"] = w
-        out[f"detectors.{det}.input_height"] = h
+        size = spec.get("det_sizes", {}).get(det)
+        if size is not None:
+            out[f"detectors.{det}.input_width"], out[f"detectors.{det}.input_height"] = size
         if spec.get("det_threads"):
             out[f"detectors.{det}.threads"] = spec["det_threads"]
+    if spec.get("face_model"):
+        out["detectors.face.model"] = spec["face_model"]
     return out
+
+
+def det_sizes(args: argparse.Namespace) -> Json:
+    """The detector sizes the options ask for (see _detector_overrides)."""
+    out: Json = {}
+    for det in ("face", "person"):
+        text = getattr(args, f"{det}_size") or args.detector_size
+        if text:
+            out[det] = [0, 0] if text == "auto" else list(_size(text))
+    return out
+
+
+def resolved_inputs(sizes: Json, size: tuple[int, int]) -> Json:
+    """{"face": (w, h), "person": (w, h)}: what the pipeline resolves for a source of `size`."""
+    from vcam.privacy.detectors.sizing import input_size
+
+    cfg = _config(_detector_overrides({"det_sizes": sizes}))
+    return {det: input_size(getattr(cfg.detectors, det), *size) for det in ("face", "person")}
 
 
 def _mode_overrides(mode: str) -> dict[str, Any]:
@@ -242,10 +271,12 @@ def worker_live(spec: Json) -> Json:
             "source.synthetic.width": w,
             "source.synthetic.height": h,
             "source.synthetic.fps": spec["fps"],
+            "privacy.style": "solid",  # what the leak scoring reads
             **_detector_overrides(spec),
         }
     )
     camera = Camera(cfg)
+    units: list[Any] = []
 
     def snapshot() -> Json:  # GateStats is live and mutable: copy the counters now
         s = camera.stats()
@@ -263,12 +294,18 @@ def worker_live(spec: Json) -> Json:
     camera.start()
     try:
         time.sleep(spec["warmup"])
+        # A client from now on: what it decodes is scored after the run (not timed).
+        sub = camera.bus.subscribe(cfg.output.streams[0].name, maxsize=100_000)
         s0, c0, t0, o0 = snapshot(), _cpu_s(), time.perf_counter(), _busy_ticks()
         threads = ThreadCpu()
         threads.start()
         time.sleep(spec["seconds"])
         s1, c1, t1, o1 = snapshot(), _cpu_s(), time.perf_counter(), _busy_ticks()
         per_thread = threads.stop()
+        inputs = camera.pipeline.bank.last_inputs  # what "auto" resolved to on this CPU
+        while (unit := sub.get_nowait()) is not None:
+            units.append(unit)
+        sub.close()
     finally:
         camera.stop()
     wall, cpu = t1 - t0, c1 - c0
@@ -286,7 +323,48 @@ def worker_live(spec: Json) -> Json:
         "detector_ms": s1["detector_ms"],
         "error": s1["error"],
         "threads": per_thread,
+        "leaks": live_leaks(units, cfg),
+        "inputs": {name.split("-")[0]: size for name, size in inputs.items()},
     }
+
+
+def live_leaks(units: list[Any], cfg: Any) -> Json:
+    """Leaked / total faces by height band in the decoded units (from the first keyframe)."""
+    from vcam.evaluation import BANDS, face_coverage
+    from vcam.media.types import GroundTruth
+    from vcam.sources.synthetic import SyntheticScene
+
+    scene = SyntheticScene(cfg.source.synthetic)
+    codec = av.CodecContext.create("h264", "r")
+    total = {band: 0 for band, _lo, _hi in BANDS}
+    leaked = dict(total)
+    frames = 0
+    started = False
+    for unit in units:
+        started = started or unit.keyframe
+        if not started:
+            continue
+        for packet in codec.parse(unit.data):
+            for frame in codec.decode(packet):
+                rgb, truth, owners = scene.render_with_owners(unit.index)
+                clear = _luma(av.VideoFrame.from_ndarray(rgb, format="rgb24"))
+
+                def visible(gt: GroundTruth, owners: Any = owners) -> Any:
+                    return None if owners is None else owners == scene.walker_number(gt.identity)
+
+                for fc in face_coverage(_luma(frame), clear, truth, visible):
+                    total[fc.band] += 1
+                    leaked[fc.band] += fc.leaked
+                frames += 1
+    return {"frames": frames, "total": total, "leaked": leaked}
+
+
+def _luma(frame: av.VideoFrame) -> np.ndarray:
+    """The coded Y plane (video range), as a client decodes it."""
+    from vcam.privacy.masks import plane_view
+
+    yuv = frame.reformat(format="yuv420p")
+    return np.array(plane_view(yuv.planes[0])[: yuv.height, : yuv.width])
 
 
 WORKERS = {"floor": worker_floor, "mask": worker_mask, "live": worker_live}
@@ -465,7 +543,7 @@ def offline(args: argparse.Namespace, work: Path) -> list[Json]:
     from vcam.sources.synthetic import SyntheticScene
 
     deface = None if args.skip_deface else ensure_deface(Path(args.deface_venv))
-    det = _size(args.detector_size)
+    sizes = det_sizes(args)
     modes = [m for m in args.modes.split(",") if m]
     rows: list[Json] = []
     for size_text in args.sizes.split(","):
@@ -483,7 +561,14 @@ def offline(args: argparse.Namespace, work: Path) -> list[Json]:
             else:
                 raise SystemExit(f"unknown clip {clip!r}: use synthetic or demo")
             row: Json = {"clip": clip, "size": size, "frames": frames}
-            spec = {"input": str(clear), "det_size": det, "det_threads": args.det_threads}
+            spec = {
+                "input": str(clear),
+                "det_sizes": sizes,
+                "det_threads": args.det_threads,
+                "face_model": args.face_model,
+            }
+            row["inputs"] = resolved_inputs(sizes, size)
+            det = row["inputs"]["face"]  # deface runs its one detector at the face input
             runs = [
                 run_worker("floor", {**spec, "output": str(work / f"{tag}_floor.mp4")})
                 for _ in range(args.repeat)
@@ -532,8 +617,9 @@ def live(args: argparse.Namespace) -> list[Json]:
             "fps": 30.0,
             "seconds": args.live_seconds,
             "warmup": 3.0,
-            "det_size": _size(args.detector_size),
+            "det_sizes": det_sizes(args),
             "det_threads": args.det_threads,
+            "face_model": args.face_model,
         }
         res = run_worker("live", spec)
         res["size"] = spec["size"]
@@ -548,7 +634,8 @@ def report(args: argparse.Namespace, rows: list[Json], lives: list[Json]) -> Non
     modes = [m for m in args.modes.split(",") if m]
     print(
         f"throughput benchmark: vcam {_vcam_version()}, PyAV {av.__version__}, onnxruntime "
-        f"{onnxruntime.__version__}, {os.cpu_count()} CPUs, detector input {args.detector_size}, "
+        f"{onnxruntime.__version__}, {os.cpu_count()} CPUs, detector input {_inputs_option(args)}, "
+        f"face model {args.face_model or 'config default'}, "
         f"detector threads {args.det_threads or 'config default'}, "
         f"x264 {PRESET} crf {CRF}, repeat {args.repeat} (medians)"
     )
@@ -573,7 +660,7 @@ def report(args: argparse.Namespace, rows: list[Json], lives: list[Json]) -> Non
             ">= 24 px high); synthetic clip only"
         )
     if lives:
-        print(f"\nlive: synthetic source, realtime 30 fps, default style, {args.live_seconds:g} s")
+        print(f"\nlive: synthetic source, realtime 30 fps, solid style, {args.live_seconds:g} s")
         print(
             f"{'size':>9} {'out fps':>7} {'det/s':>6} {'det ms':>6} {'closed':>6} "
             f"{'dropped':>7} {'cores':>5} {'cores-src':>9} {'others':>6}"
@@ -590,6 +677,8 @@ def report(args: argparse.Namespace, rows: list[Json], lives: list[Json]) -> Non
             )
             reasons = ", ".join(f"{k}={v}" for k, v in sorted(r["closed_reasons"].items()))
             error = f"; ERROR {r['error']}" if r["error"] else ""
+            print(f"{'':>9} detector inputs at the end: {_inputs(r['inputs'])}")
+            _live_leak_lines(r)
             print(f"{'':>9} threads (cores): {_threads_line(r['threads'], wall)}")
             print(
                 f"{'':>9} fail-closed: {reasons or 'none'}; "
@@ -601,8 +690,38 @@ def report(args: argparse.Namespace, rows: list[Json], lives: list[Json]) -> Non
         )
 
 
+def _inputs_option(args: argparse.Namespace) -> str:
+    sizes = det_sizes(args)
+    return ", ".join(
+        f"{det} {'x'.join(map(str, sizes[det])) if det in sizes else 'config default'}"
+        for det in ("face", "person")
+    ).replace("0x0", "auto")
+
+
+def _inputs(inputs: Json) -> str:
+    return ", ".join(f"{det} {w}x{h}" for det, (w, h) in inputs.items())
+
+
+def _live_leak_lines(r: Json) -> None:
+    from vcam.evaluation import BANDS
+
+    lk = r["leaks"]
+    cells = [
+        f"{band} {lk['leaked'][band] / lk['total'][band]:.3f} ({lk['total'][band]})"
+        for band, _lo, _hi in BANDS
+        if lk["total"][band]
+    ]
+    all_total = sum(lk["total"].values())
+    all_rate = sum(lk["leaked"].values()) / max(all_total, 1)
+    print(
+        f"{'':>9} leak by face height (faces): {'  '.join(cells)}  all {all_rate:.3f} "
+        f"({all_total}); {lk['frames']} decoded frames"
+    )
+
+
 def _offline_rows(row: Json, modes: list[str]) -> None:
     size = f"{row['size'][0]}x{row['size'][1]}"
+    print(f"{row['clip']:<10} {size:>9} detector inputs: {_inputs(row['inputs'])}")
     floor_fps = row["floor"]["fps"]
     deface_fps = row["deface"]["fps"] if "deface" in row else None
     entries = [("floor dec+enc", row["floor"])]
@@ -664,7 +783,12 @@ def main() -> None:
         default="face+body,face-only",
         help="vcam modes to time: privacy.mode values, or face-only (face detector alone)",
     )
-    p.add_argument("--detector-size", default="640x360", help="vcam and deface detector input")
+    p.add_argument(
+        "--detector-size", default="", help="WxH of both vcam detectors; default: the config's"
+    )
+    p.add_argument("--face-size", default="", help="WxH or auto; default: --detector-size's")
+    p.add_argument("--person-size", default="", help="WxH or auto; default: --detector-size's")
+    p.add_argument("--face-model", default="", help="e.g. centerface-int8; default: config's")
     p.add_argument("--det-threads", type=int, default=0, help="detectors.*.threads; 0: config")
     p.add_argument("--repeat", type=int, default=1, help="runs per measurement (median)")
     p.add_argument("--skip-deface", action="store_true")

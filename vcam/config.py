@@ -63,6 +63,8 @@ class SourceConfig:
 @dataclass(frozen=True)
 class DetectorConfig:
     model: str
+    # The size frames are scaled to for the detector; both 0: "auto", from the source's size
+    # (vcam.privacy.detectors.sizing: 1280x720 -> 640x360, 1920x1080 -> 960x540)
     input_width: int
     input_height: int
     threshold: float
@@ -73,10 +75,14 @@ class DetectorConfig:
 
 
 def _face_detector() -> DetectorConfig:
-    return DetectorConfig(model="centerface", input_width=640, input_height=360, threshold=0.25)
+    # "auto": small faces of high-resolution sources keep enough detector pixels.
+    return DetectorConfig(model="centerface", input_width=0, input_height=0, threshold=0.25)
 
 
 def _person_detector() -> DetectorConfig:
+    # Fixed: SSDLite resizes to 300x300 inside. "auto" (960x540 at 1080p) found a few more small
+    # people but masked 4 points more of the frame outside anyone and leaked 2 big faces
+    # (benchmarks/privacy.py --size 1920x1080 --person-size auto).
     return DetectorConfig(model="ssdlite", input_width=640, input_height=360, threshold=0.3)
 
 
@@ -377,8 +383,14 @@ def validate(cfg: Config) -> None:
         d: DetectorConfig = getattr(cfg.detectors, name)
         key = f"detectors.{name}"
         _check(bool(d.model), f"{key}.model", "must not be empty")
-        _check(32 <= d.input_width <= 4096, f"{key}.input_width", "must be in [32, 4096]")
-        _check(32 <= d.input_height <= 4096, f"{key}.input_height", "must be in [32, 4096]")
+        for dim in ("input_width", "input_height"):
+            v = getattr(d, dim)
+            _check(v == 0 or 32 <= v <= 4096, f"{key}.{dim}", "must be 0 (auto) or in [32, 4096]")
+        _check(
+            (d.input_width == 0) == (d.input_height == 0),
+            f"{key}.input_width",
+            "set input_width and input_height together (both 0: auto, from the source's size)",
+        )
         _check(0.0 < d.threshold < 1.0, f"{key}.threshold", "must be in (0, 1)")
         _check(1 <= d.threads <= 64, f"{key}.threads", "must be in [1, 64]")
         _check(1 <= d.workers <= 16, f"{key}.workers", "must be in [1, 16]")

@@ -20,6 +20,7 @@ from vcam.config import Config
 from vcam.media.types import MaskedFrame, ObjectClass, SourceFrame
 from vcam.privacy.detection import DetectorBank
 from vcam.privacy.detectors import Detector
+from vcam.privacy.detectors.sizing import live_budget
 from vcam.privacy.gate import GateStats, PrivacyGate
 from vcam.sources import Source
 
@@ -86,7 +87,9 @@ class Pipeline:
             ObjectClass.FACE: cfg.detectors.face.every,
             ObjectClass.PERSON: cfg.detectors.person.every,
         }
-        self.bank = DetectorBank(list(detectors), every)
+        # Live, "auto" detector inputs shrink to what keeps the detection rate on this CPU.
+        budget = live_budget(cfg.privacy.stale_frames, source.fps) if live else None
+        self.bank = DetectorBank(list(detectors), every, budget)
         self._cond = threading.Condition()
         self._inbox: deque[SourceFrame] = deque()
         self._source_done = False

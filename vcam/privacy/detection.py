@@ -15,7 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from vcam.media.types import ObjectClass, SourceFrame
-from vcam.privacy.detectors import Detector
+from vcam.privacy.detectors import Detector, input_size_for
+from vcam.privacy.detectors.sizing import MAX_PIXELS, LiveBudget
 from vcam.privacy.tracker import PixelDetection
 
 
@@ -62,12 +63,18 @@ class DetectorBank:
 
     Several instances for one class (face, person) are workers of one role and take jobs in turn:
     two single-threaded sessions use two cores better than one session with two threads.
+    `budget` (live): caps "auto" input sizes to what keeps the detection rate on this CPU.
     """
 
     def __init__(
-        self, detectors: list[Detector], every: dict[ObjectClass, int] | None = None
+        self,
+        detectors: list[Detector],
+        every: dict[ObjectClass, int] | None = None,
+        budget: LiveBudget | None = None,
     ) -> None:
         self.detectors = detectors
+        self.budget = budget
+        self._last_size: dict[int, tuple[int, int]] = {}  # per detector, its previous input
         self._every = every or {}  # run the detectors of a class on every Nth job only
         roles: dict[ObjectClass, list[int]] = {}
         for i, det in enumerate(detectors):
@@ -87,6 +94,11 @@ class DetectorBank:
         return min(len(r) for r in self._roles) if self._roles else 0
 
     @property
+    def last_inputs(self) -> dict[str, tuple[int, int]]:
+        """The input size each detector (by name) was last given: what "auto" resolved to."""
+        return {self.detectors[i].name: size for i, size in self._last_size.items()}
+
+    @property
     def inflight(self) -> int:
         with self._lock:
             return self._inflight
@@ -101,9 +113,10 @@ class DetectorBank:
         ]
         # Convert in the caller's thread, once per input size: PyAV frames are not shared with
         # worker threads, so the gate may later mask the frame in place without a race.
+        cap = self.budget.max_pixels() if self.budget is not None else MAX_PIXELS
+        sizes = {i: input_size_for(self.detectors[i], sf.width, sf.height, cap) for i in chosen}
         inputs: dict[tuple[int, int], np.ndarray] = {}
-        for i in chosen:
-            size = self.detectors[i].input_size
+        for size in sizes.values():
             if size not in inputs:
                 inputs[size] = sf.frame.to_ndarray(format="rgb24", width=size[0], height=size[1])
         futures: list[Future[DetectorResult]] = []
@@ -120,10 +133,24 @@ class DetectorBank:
 
         for i in chosen:
             det = self.detectors[i]
-            fut = self._executors[i].submit(_run, det, inputs[det.input_size], sf.width, sf.height)
+            fut = self._executors[i].submit(_run, det, inputs[sizes[i]], sf.width, sf.height)
+            # A first run at a new size sets ONNX Runtime up for it: not a fair timing.
+            if self.budget is not None and self._last_size.get(i) == sizes[i]:
+                fut.add_done_callback(self._timer(i, sizes[i]))
+            self._last_size[i] = sizes[i]
             fut.add_done_callback(finished)
             futures.append(fut)
         return DetectionJob(sf.index, futures)
+
+    def _timer(self, index: int, size: tuple[int, int]) -> Callable[[Future[DetectorResult]], None]:
+        budget = self.budget
+        assert budget is not None
+
+        def observe(fut: Future[DetectorResult]) -> None:
+            if not fut.cancelled() and fut.exception() is None:
+                budget.observe(index, fut.result().seconds, size[0] * size[1])
+
+        return observe
 
     def close(self) -> None:
         for ex in self._executors:

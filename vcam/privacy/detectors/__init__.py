@@ -4,9 +4,17 @@ from vcam.privacy.detectors import centerface, ssdlite  # noqa: F401  (they regi
 from vcam.privacy.detectors.base import (
     Detector,
     create_detector,
+    input_size_for,
     known_models,
     register_detector,
     set_threshold,
 )
 
-__all__ = ["Detector", "create_detector", "known_models", "register_detector", "set_threshold"]
+__all__ = [
+    "Detector",
+    "create_detector",
+    "input_size_for",
+    "known_models",
+    "register_detector",
+    "set_threshold",
+]

@@ -11,6 +11,7 @@ import numpy as np
 from vcam.config import DetectorConfig
 from vcam.errors import ConfigError
 from vcam.media.types import Detection, ObjectClass
+from vcam.privacy.detectors import sizing
 
 
 class Detector(Protocol):
@@ -18,11 +19,30 @@ class Detector(Protocol):
 
     name: str
     cls: ObjectClass
-    input_size: tuple[int, int]  # (width, height) the pipeline resizes frames to before detect()
+    # (width, height) the pipeline resizes frames to before detect(), unless the detector is
+    # also SourceSized (then input_for() decides, per source size)
+    input_size: tuple[int, int]
 
     def detect(self, rgb: np.ndarray) -> list[Detection]:
-        """`rgb`: HxWx3 uint8 RGB of exactly input_size. Boxes come back normalised to 0..1."""
+        """`rgb`: HxWx3 uint8 RGB of the input size. Boxes come back normalised to 0..1."""
         ...
+
+
+@runtime_checkable
+class SourceSized(Protocol):
+    """A detector whose input size depends on the source's frame size ("auto" sizes)."""
+
+    def input_for(self, width: int, height: int, max_pixels: int) -> tuple[int, int]: ...
+
+
+def input_size_for(
+    detector: Detector, width: int, height: int, max_pixels: int = sizing.MAX_PIXELS
+) -> tuple[int, int]:
+    """The size to resize a `width` x `height` source frame to before `detector.detect`;
+    `max_pixels` caps an "auto" size (live: LiveBudget)."""
+    if isinstance(detector, SourceSized):
+        return detector.input_for(width, height, max_pixels)
+    return detector.input_size
 
 
 @runtime_checkable

@@ -70,16 +70,26 @@ class CenterFaceDetector(OnnxDetector):
     model_file = "centerface.onnx"
 
     def __init__(self, cfg: DetectorConfig, models_dir: Path) -> None:
-        w, h = cfg.input_width, cfg.input_height
-        # Pad bottom/right to a multiple of 32 instead of stretching: the scale stays 1:1 and
-        # the padding is black (zeros), which holds no faces. Only [:h, :w] is ever rewritten.
-        self._blob = np.zeros((1, 3, _ceil32(h), _ceil32(w)), np.float32)
+        self._blob = np.zeros((1, 3, 0, 0), np.float32)
+        self._blob_size = (0, 0)
         super().__init__(cfg, models_dir)
 
+    def _input_blob(self, w: int, h: int) -> np.ndarray:
+        """The network input for a `w` x `h` image, kept while the size stays (an "auto" size
+        changes only with the source's)."""
+        if self._blob_size != (w, h):
+            # Pad bottom/right to a multiple of 32 instead of stretching: the scale stays 1:1
+            # and the padding is black (zeros), which holds no faces. Only [:h, :w] is ever
+            # rewritten, so a new size needs a new blob (an old image's rows would be padding).
+            self._blob = np.zeros((1, 3, _ceil32(h), _ceil32(w)), np.float32)
+            self._blob_size = (w, h)
+        return self._blob
+
     def _infer(self, rgb: np.ndarray) -> list[Detection]:
-        w, h = self.input_size
-        self._blob[0, :, :h, :w] = rgb.transpose(2, 0, 1)  # HWC uint8 -> CHW float, RGB kept
-        heat, scale, offset = self.session.run(["537", "538", "539"], {"input.1": self._blob})
+        h, w = rgb.shape[:2]
+        blob = self._input_blob(w, h)
+        blob[0, :, :h, :w] = rgb.transpose(2, 0, 1)  # HWC uint8 -> CHW float, RGB kept
+        heat, scale, offset = self.session.run(["537", "538", "539"], {"input.1": blob})
         boxes, scores = decode(heat, scale, offset, self.threshold)
         if not scores.size:
             return []

@@ -12,6 +12,7 @@ import onnxruntime as ort
 from vcam.config import DetectorConfig
 from vcam.errors import DetectorError
 from vcam.media.types import Detection, ObjectClass
+from vcam.privacy.detectors import sizing
 
 
 def providers() -> list[str]:
@@ -46,7 +47,10 @@ class OnnxDetector(abc.ABC):
     model_file: str  # inside models_dir
 
     def __init__(self, cfg: DetectorConfig, models_dir: Path) -> None:
-        self.input_size = (cfg.input_width, cfg.input_height)
+        self.cfg = cfg
+        # "auto" (0x0): sized per source by input_for(); until a source is known, the warm-up's.
+        self.auto = sizing.is_auto(cfg)
+        self.input_size = sizing.UNKNOWN if self.auto else (cfg.input_width, cfg.input_height)
         self._threshold = 0.0
         self.threshold = cfg.threshold
         self.session = load_session(models_dir / self.model_file, cfg.threads)
@@ -71,12 +75,18 @@ class OnnxDetector(abc.ABC):
             raise ValueError(f"{self.name}: threshold {value!r} not in (0, 1)")
         self._threshold = float(value)
 
+    def input_for(
+        self, width: int, height: int, max_pixels: int = sizing.MAX_PIXELS
+    ) -> tuple[int, int]:
+        """The input size for a `width` x `height` source (the configured one, or "auto"'s)."""
+        return sizing.input_size(self.cfg, width, height, max_pixels)
+
     def detect(self, rgb: np.ndarray) -> list[Detection]:
-        w, h = self.input_size
-        if rgb.shape != (h, w, 3) or rgb.dtype != np.uint8:
-            raise DetectorError(
-                f"{self.name}: expected {h}x{w}x3 uint8, got {rgb.shape} {rgb.dtype}"
-            )
+        if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3 or not self._fits(rgb):
+            w, h = self.input_size
+            wanted = "HxWx3" if self.auto else f"{h}x{w}x3"
+            got = f"{rgb.shape} {rgb.dtype}"
+            raise DetectorError(f"{self.name}: expected {wanted} uint8, got {got}")
         with self._lock:
             try:
                 return self._infer(rgb)
@@ -84,6 +94,15 @@ class OnnxDetector(abc.ABC):
                 raise
             except Exception as exc:  # onnxruntime's own exception types
                 raise DetectorError(f"{self.name}: inference failed: {exc}") from exc
+
+    def _fits(self, rgb: np.ndarray) -> bool:
+        """A fixed size must match exactly (a caller resizing wrongly is a bug); an "auto" one
+        takes whatever size input_for() gave, within the limits the config has."""
+        h, w = rgb.shape[:2]
+        if not self.auto:
+            return (w, h) == self.input_size
+        lo, hi = sizing.LIMITS
+        return lo <= w <= hi and lo <= h <= hi
 
     @abc.abstractmethod
     def _infer(self, rgb: np.ndarray) -> list[Detection]:
