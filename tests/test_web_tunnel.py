@@ -99,7 +99,7 @@ def test_ffmpeg_decodes_through_the_web_port(camera: dict[str, int]) -> None:
         ["ffmpeg", "-v", "error", "-rtsp_transport", "http", "-i", target,
          "-frames:v", "20", "-f", "null", "-"]
     )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr
+    assert proc.returncode == 0, proc.stderr + "".join(SERVER_LOG[-20:])
 
 
 def test_gstreamer_rtsph_decodes_through_the_web_port(camera: dict[str, int]) -> None:
@@ -108,7 +108,7 @@ def test_gstreamer_rtsph_decodes_through_the_web_port(camera: dict[str, int]) ->
          f"user-id={USER}", f"user-pw={PASSWORD}", "!", "rtph264depay", "!", "h264parse", "!",
          "avdec_h264", "!", "fakesink", "num-buffers=30"]
     )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr + proc.stdout
+    assert proc.returncode == 0, proc.stderr + proc.stdout + "".join(SERVER_LOG[-20:])
 
 
 @pytest.mark.parametrize("version", ["1.0", "1.1"])

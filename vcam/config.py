@@ -145,7 +145,7 @@ class RtspConfig:
     require_auth: bool = True  # Digest on every method but OPTIONS
     session_timeout_s: int = 60
     client_buffer_kb: int = 1024  # unsent bytes per client before it drops to the next IDR
-    max_overflows: int = 20  # a client that overflowed this many times is disconnected
+    max_overflows: int = 20  # a client that overflowed this many times in a row is disconnected
     mtu: int = 1400
     multicast_group: str = "239.255.42.42"
     multicast_port: int = 15000  # first RTP port; each stream's tracks take the next pairs

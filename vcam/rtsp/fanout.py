@@ -3,7 +3,8 @@
 One TrackFanout per (stream, track) consumes the encoded bus, packetises each access unit once
 and offers the batch to every client sink. A sink whose connection has more than its limit of
 unsent bytes drops batches until the next keyframe (counted; disconnected after too many
-overflows): a slow client never delays the others and never grows memory without bound.
+overflows in a row): a slow client never delays the others and never grows memory without
+bound.
 """
 
 from __future__ import annotations
@@ -166,6 +167,10 @@ class ClientSink:
         if self.waiting and self.on_start is not None:
             start, self.on_start = self.on_start, None
             start(batch)
+        if self.waiting:
+            # It took a keyframe again: only a client that never catches up is disconnected,
+            # not one that fell behind now and then over a long life (or while starting up).
+            self.overflows = 0
         self.waiting = False
         self.target.send(shared)
         self.delivered += 1
