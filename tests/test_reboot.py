@@ -161,6 +161,30 @@ def _wait_frames(
         time.sleep(0.05)
 
 
+class _Player:
+    """`_play` in a thread for the `with` block: a connected client all along."""
+
+    def __init__(self, url: str) -> None:
+        self.frames: list[_Decoded] = []
+        self.errors: list[str] = []
+        self._done = threading.Event()
+        self._thread = threading.Thread(
+            target=_play, args=(url, self.frames, self._done, self.errors), daemon=True
+        )
+
+    def __enter__(self) -> _Player:
+        self._thread.start()
+        return self
+
+    def wait(self, count: int, timeout: float = 30.0) -> None:
+        """Until `count` frames in all (or an error, or `timeout`)."""
+        _wait_frames(self.frames, self.errors, count, timeout)
+
+    def __exit__(self, *exc: object) -> None:
+        self._done.set()
+        self._thread.join(10)
+
+
 def _new_run(frames: list[_Decoded]) -> tuple[int, int]:
     """(the old run's last stamped frame, the new run's first): where the stamped frame index
     goes back, which it does once for one pipeline restart under the session."""
@@ -207,10 +231,6 @@ def test_system_reboot_restarts_the_pipeline_under_a_connected_client(tmp_path: 
         rtsp_port=rtsp, http_port=http, tail='[[output.streams]]\nname = "main"\ngop = 30',
     )  # fmt: skip
     vcam = VcamProcess(tmp_path, config, PASSWORD, "--status-every", "1")
-    frames: list[_Decoded] = []
-    errors: list[str] = []
-    done = threading.Event()
-    player: threading.Thread | None = None
 
     async def reboot() -> tuple[str, float]:
         cam = ONVIFCamera("127.0.0.1", http, "admin", PASSWORD, WSDL_DIR)
@@ -225,20 +245,16 @@ def test_system_reboot_restarts_the_pipeline_under_a_connected_client(tmp_path: 
 
     try:
         vcam.wait_for("ONVIF: http://")
-        url = f"rtsp://admin:{PASSWORD}@127.0.0.1:{rtsp}/main"
-        player = threading.Thread(target=_play, args=(url, frames, done, errors), daemon=True)
-        player.start()
-        _wait_frames(frames, errors, 20)
-        assert len(frames) >= 20, errors
-        message, answer_s = asyncio.run(reboot())
-        called = time.monotonic()
-        vcam.wait_for("vcam: pipeline restarted in", timeout=20)
-        _wait_frames(frames, errors, len(frames) + 45)
-        done.set()
-        player.join(10)
+        with _Player(f"rtsp://admin:{PASSWORD}@127.0.0.1:{rtsp}/main") as player:
+            player.wait(20)
+            assert len(player.frames) >= 20, player.errors
+            message, answer_s = asyncio.run(reboot())
+            called = time.monotonic()
+            vcam.wait_for("vcam: pipeline restarted in", timeout=20)
+            player.wait(len(player.frames) + 45)
     finally:
-        done.set()
         vcam.stop()
+    frames, errors = player.frames, player.errors
     log = "".join(vcam.lines)
     assert not errors, errors
     assert message == REBOOT_MESSAGE

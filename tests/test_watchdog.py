@@ -14,7 +14,6 @@ import asyncio
 import itertools
 import os
 import re
-import threading
 import time
 from fractions import Fraction
 from pathlib import Path
@@ -28,7 +27,7 @@ from vcam.sources.stamp import stamp
 from vcam.sources.synthetic import SyntheticScene
 from vcam.watchdog import Backoff, PipelineWatchdog, RestartPolicy
 
-from .test_reboot import _Decoded, _leaks, _new_run, _play, _wait_frames
+from .test_reboot import _leaks, _new_run, _Player
 from .test_rtsp_server import SCENE
 from .vcam_process import VcamProcess, free_port
 
@@ -173,27 +172,20 @@ def test_serve_restarts_a_failed_pipeline_under_a_connected_client(
     source = cut(clip, tmp_path / "source.mp4", 0.45)  # fails after about 9 s
     rtsp = free_port()
     vcam = _serve_file(tmp_path, source, rtsp)
-    frames: list[_Decoded] = []
-    errors: list[str] = []
-    done = threading.Event()
     try:
         vcam.wait_for("ONVIF: http://")
-        url = f"rtsp://admin:{PASSWORD}@127.0.0.1:{rtsp}/main"
-        player = threading.Thread(target=_play, args=(url, frames, done, errors), daemon=True)
-        player.start()
-        end = time.monotonic() + 30
-        while _frames_out(vcam.lines) == 0 and time.monotonic() < end:
-            time.sleep(0.05)
-        # The running source has the cut file open and reads on in it; the restart opens
-        # the path again and finds the intact one.
-        os.replace(cut(clip, tmp_path / "intact.mp4", 1.0), source)
-        vcam.wait_for("vcam: pipeline restarted in", timeout=60)
-        _wait_frames(frames, errors, len(frames) + 60)
-        done.set()
-        player.join(10)
+        with _Player(f"rtsp://admin:{PASSWORD}@127.0.0.1:{rtsp}/main") as player:
+            end = time.monotonic() + 30
+            while _frames_out(vcam.lines) == 0 and time.monotonic() < end:
+                time.sleep(0.05)
+            # The running source has the cut file open and reads on in it; the restart opens
+            # the path again and finds the intact one.
+            os.replace(cut(clip, tmp_path / "intact.mp4", 1.0), source)
+            vcam.wait_for("vcam: pipeline restarted in", timeout=60)
+            player.wait(len(player.frames) + 60)
     finally:
-        done.set()
         vcam.stop()
+    frames, errors = player.frames, player.errors
     log = "".join(vcam.lines)
     assert vcam.proc.returncode == 0, log  # it kept serving until told to stop
     assert not errors, errors
