@@ -166,3 +166,34 @@ def test_redraw_a_mask_and_edit_a_line_rule(camera: int, tmp_path: Path) -> None
             assert near(rule["segments"], [(0.5, 0.1), (0.5, 0.9)]), rule
         finally:
             browser.close()
+
+
+def test_the_page_follows_what_another_client_changes(camera: int) -> None:
+    """A mask and a rule created, then deleted, by another client (ONVIF or another page: their
+    ConfigurationChanged events reach this page) show in its lists without a reload."""
+    from playwright.sync_api import sync_playwright
+
+    other = Browser(camera)
+    assert other.login((USER, PASSWORD)).status == 200
+    with sync_playwright() as p:
+        browser = launch(p)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 1400})
+            log_in_and_play(page, f"http://127.0.0.1:{camera}", USER, PASSWORD)
+            masks = "document.querySelectorAll('#masks li').length"
+            before = page.evaluate(masks)
+            square = [[0.4, 0.4], [0.5, 0.4], [0.5, 0.5], [0.4, 0.5]]
+            created = other.send("POST", "/api/masks", {"polygon": square})
+            assert created.status == 201, created.body
+            token = created.json()["token"]
+            assert wait_until(page, f"{masks} === {before + 1}")
+            rule = {"type": "LineDetector", "name": "from-elsewhere", "segments": [[0, 0], [1, 1]]}
+            assert other.send("POST", "/api/rules", rule).status == 201
+            listed = "document.querySelector('#rules').textContent.includes('from-elsewhere')"
+            assert wait_until(page, listed)
+            assert other.send("DELETE", f"/api/masks/{token}").status == 200
+            assert other.send("DELETE", "/api/rules/from-elsewhere").status == 200
+            assert wait_until(page, f"{masks} === {before}")
+            assert wait_until(page, f"!{listed}")
+        finally:
+            browser.close()

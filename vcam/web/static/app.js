@@ -246,6 +246,12 @@ function addEvent(ev) {
   const list = $("events");
   list.prepend(li);
   while (list.children.length > 50) list.lastChild.remove();
+  // Another client (ONVIF, another page) changed masks or rules: show what the camera holds.
+  if (ev.topic === "tns1:Media/ConfigurationChanged") {
+    const type = (ev.data || {}).Type;
+    if (type === "Mask") loadMasks();
+    else if (type === "Analytics") loadRules();
+  }
 }
 
 async function pollEvents() {
