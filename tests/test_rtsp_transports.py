@@ -26,6 +26,7 @@ import pytest
 from vcam.rtsp.messages import TransportSpec, format_transport, parse_transport
 from vcam.rtsp.rtp import RTCP_RR, SenderReport, parse_rtcp, parse_rtp_header
 
+from .gst import gst_decode
 from .netns import multicast_loopback, run_in_netns
 from .rtsp_client import RawRtsp, Reply
 from .vcam_process import VcamProcess, free_port, loopback_config
@@ -203,11 +204,18 @@ def multicast_probe(tmp: str) -> dict[str, object]:
                         "-show_streams", url],
             "ffmpeg": ["ffmpeg", "-v", "error", "-rtsp_transport", "udp_multicast", "-i", url,
                        "-map", "0:v:0", "-frames:v", "20", "-f", "null", "-"],
-            "gstreamer": ["gst-launch-1.0", "-q", "rtspsrc", f"location=rtsp://{HOST}:{port}/main",
-                          f"user-id={USER}", f"user-pw={PASSWORD}", "protocols=udp-mcast", "!",
-                          "rtph264depay", "!", "h264parse", "!", "avdec_h264", "!", "fakesink",
-                          "num-buffers=20"],
         }  # fmt: skip
+        src = [f"location=rtsp://{HOST}:{port}/main", f"user-id={USER}", f"user-pw={PASSWORD}",
+               "protocols=udp-mcast"]  # fmt: skip
+        if shutil.which("gst-launch-1.0") is None:
+            out["gstreamer"] = {"rc": None, "output": "gst-launch-1.0 not installed"}
+        else:
+            try:
+                gst = gst_decode(src, frames=20, timeout=30)
+                rc = 0 if gst.decoded else gst.returncode  # see tests/gst.py
+                out["gstreamer"] = {"rc": rc, "output": gst.output[-3000:]}
+            except subprocess.TimeoutExpired:
+                out["gstreamer"] = {"rc": "timeout", "output": ""}
         for name, cmd in runs.items():
             if shutil.which(cmd[0]) is None:
                 out[name] = {"rc": None, "output": f"{cmd[0]} not installed"}
