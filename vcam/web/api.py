@@ -40,7 +40,7 @@ from vcam.media_settings import (
     PrivacySettings,
     next_token,
 )
-from vcam.web.jsonapi import json_error, ok, read_object
+from vcam.web.jsonapi import json_error, ok, read_object, refuse_unknown
 from vcam.web.session import require
 from vcam.web.status_view import status_json
 
@@ -62,9 +62,7 @@ def _number(value: Any, what: str) -> float:
 def _mask(token: str, body: dict[str, Any], old: MaskSettings | None = None) -> MaskSettings:
     """The mask `body` describes; for a change of `old`, what the body leaves out stays (a
     redrawn polygon keeps its colour). A JSON 400 naming the field for anything invalid."""
-    unknown = set(body) - {"polygon", "kind", "color", "enabled"}
-    if unknown:
-        json_error(400, f"unknown mask field {sorted(unknown)[0]!r}")
+    refuse_unknown(body, ("polygon", "kind", "color", "enabled"), "mask field")
     if old is not None:
         kept = {"polygon": [list(p) for p in old.polygon], "kind": old.kind}
         body = {**kept, "color": list(old.color), "enabled": old.enabled, **body}
@@ -122,9 +120,7 @@ class PageApi:
         """Changes what the body gives (all or nothing); the camera follows the store."""
         require(request, ADMIN)
         body = await read_object(request)
-        unknown = set(body) - set(_PRIVACY)
-        if unknown:
-            json_error(400, f"unknown privacy setting {sorted(unknown)[0]!r}")
+        refuse_unknown(body, _PRIVACY, "privacy setting")
         changes: dict[str, Any] = {
             k: _number(v, k) if k in _THRESHOLDS else v for k, v in body.items()
         }
@@ -244,9 +240,7 @@ class PageApi:
     async def set_imaging(self, request: web.Request) -> web.Response:
         require(request, ADMIN)
         body = await read_object(request)
-        unknown = set(body) - set(_IMAGING)
-        if unknown:
-            json_error(400, f"unknown imaging setting {sorted(unknown)[0]!r}")
+        refuse_unknown(body, _IMAGING, "imaging setting")
         changes = {k: _number(v, k) for k, v in body.items()}
         settings = self._change_media(
             lambda s: dataclasses.replace(s, imaging=dataclasses.replace(s.imaging, **changes))

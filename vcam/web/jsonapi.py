@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, NoReturn
 
 from aiohttp import web
@@ -41,6 +41,13 @@ def json_error(status: int, message: str, headers: dict[str, str] | None = None)
 
 def ok(data: Any, status: int = 200) -> web.Response:
     return web.json_response(data, status=status, headers={"Cache-Control": "no-store"})
+
+
+def refuse_unknown(body: dict[str, Any], known: Iterable[str], what: str) -> None:
+    """A JSON 400 naming the first key of `body` that is not `known` (a typo is not ignored)."""
+    unknown = set(body) - set(known)
+    if unknown:
+        json_error(400, f"unknown {what} {sorted(unknown)[0]!r}")
 
 
 async def read_object(request: web.Request) -> dict[str, Any]:
