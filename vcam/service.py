@@ -149,6 +149,7 @@ class CameraService:
                         break
                 await asyncio.wait({stopping, watching}, timeout=wait)
                 self.print_status()
+                self._follow_source_size()
         finally:
             stopping.cancel()
         failure = self.watchdog.failure
@@ -163,8 +164,6 @@ class CameraService:
         print(self.camera.status_line(), flush=True)
         if self.rtsp is not None:
             print("  " + self.rtsp.stats().line(), flush=True)
-        if self.web is not None:
-            self._follow_source_size(self.web)
 
     # -- restarts ------------------------------------------------------------------------------
 
@@ -198,8 +197,11 @@ class CameraService:
 
     # -- what the servers show -----------------------------------------------------------------
 
-    def _follow_source_size(self, web: WebServer) -> None:
+    def _follow_source_size(self) -> None:
         """A network source's size is known at its first frame: let ONVIF describe it then."""
+        web = self.web
+        if web is None:
+            return
         source = self.camera.source_info()
         if source != web.onvif.model.source:
             web.onvif.model = dataclasses.replace(web.onvif.model, source=source)
